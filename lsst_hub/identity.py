@@ -1,0 +1,146 @@
+"""The POSIX identity of a person: the one contract between authenticator and spawner.
+
+The authenticator reads it from LDAP and stores it in JupyterHub's encrypted
+``auth_state``; the spawner reads it back to run the pod as that person. The
+``auth_state`` keys (``ldap_dn``, ``uid_number``, ``gid_number``,
+``home_directory``, ``groups``, ``display_name``, ``email``) are a public
+contract: change them only with a migration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Group", "Identity", "IdentityError"]
+
+
+class IdentityError(ValueError):
+    """``auth_state`` is missing or does not hold a usable POSIX identity."""
+
+
+@dataclass(frozen=True)
+class Group:
+    """A directory group the person belongs to.
+
+    Parameters
+    ----------
+    name
+        The group's ``cn``.
+    gid
+        Its ``gidNumber``, or None for a group that is not a POSIX group
+        (a ``groupOfNames`` used only for access rules).
+    """
+
+    name: str
+    gid: int | None = None
+
+
+def _int_field(state: Mapping[str, Any], key: str) -> int:
+    value = state.get(key)
+    # bool is an int subclass; a True uid would silently become uid 1.
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise IdentityError(f"auth_state has no usable {key!r} (got {value!r})")
+    try:
+        number = int(value)
+    except ValueError:
+        raise IdentityError(f"auth_state {key!r} is not a number: {value!r}") from None
+    if number < 0:
+        raise IdentityError(f"auth_state {key!r} is negative: {number}")
+    return number
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A person's POSIX identity as read from the directory.
+
+    Parameters
+    ----------
+    username
+        The JupyterHub username (normalised, lower case).
+    ldap_dn
+        The person's distinguished name in the directory.
+    uid_number, gid_number
+        ``uidNumber`` and primary ``gidNumber``.
+    home_directory
+        ``homeDirectory``, an absolute path on the shared file system.
+    groups
+        Every group the person belongs to, POSIX or not.
+    display_name, email
+        ``cn``/``displayName`` and ``mail`` when the directory has them.
+    """
+
+    username: str
+    ldap_dn: str
+    uid_number: int
+    gid_number: int
+    home_directory: str
+    groups: tuple[Group, ...] = field(default_factory=tuple)
+    display_name: str | None = None
+    email: str | None = None
+
+    @property
+    def group_names(self) -> list[str]:
+        """Names of all groups, in directory order."""
+        return [g.name for g in self.groups]
+
+    @property
+    def supplemental_gids(self) -> list[int]:
+        """Every POSIX group gid, primary gid included, sorted and without repeats."""
+        gids = {self.gid_number}
+        gids.update(g.gid for g in self.groups if g.gid is not None)
+        return sorted(gids)
+
+    def to_auth_state(self) -> dict[str, Any]:
+        """Return the JSON-serialisable ``auth_state`` form."""
+        state: dict[str, Any] = {
+            "ldap_dn": self.ldap_dn,
+            "uid_number": self.uid_number,
+            "gid_number": self.gid_number,
+            "home_directory": self.home_directory,
+            "groups": [{"name": g.name, "gid": g.gid} for g in self.groups],
+        }
+        if self.display_name:
+            state["display_name"] = self.display_name
+        if self.email:
+            state["email"] = self.email
+        return state
+
+    @classmethod
+    def from_auth_state(cls, username: str, state: Mapping[str, Any] | None) -> Identity:
+        """Rebuild an Identity from ``auth_state``.
+
+        Raises
+        ------
+        IdentityError
+            When ``state`` is None or lacks a required key; the message names
+            what is missing so an admin can act on it.
+        """
+        if not state:
+            raise IdentityError(
+                f"no auth_state for user {username!r}: enable "
+                "c.Authenticator.enable_auth_state, set JUPYTERHUB_CRYPT_KEY, and log in "
+                "through the LDAP authenticator"
+            )
+        home = state.get("home_directory")
+        if not isinstance(home, str) or not home:
+            raise IdentityError(f"auth_state of {username!r} has no home_directory")
+        groups: list[Group] = []
+        for raw in state.get("groups") or []:
+            if not isinstance(raw, Mapping) or not isinstance(raw.get("name"), str):
+                raise IdentityError(f"auth_state of {username!r} has a malformed group: {raw!r}")
+            gid = raw.get("gid")
+            if gid is not None and (isinstance(gid, bool) or not isinstance(gid, int)):
+                raise IdentityError(f"group {raw['name']!r} has a non-integer gid {gid!r}")
+            groups.append(Group(name=raw["name"], gid=gid))
+        return cls(
+            username=username,
+            ldap_dn=str(state.get("ldap_dn") or ""),
+            uid_number=_int_field(state, "uid_number"),
+            gid_number=_int_field(state, "gid_number"),
+            home_directory=home,
+            groups=tuple(groups),
+            display_name=state.get("display_name") or None,
+            email=state.get("email") or None,
+        )
