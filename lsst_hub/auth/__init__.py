@@ -1,0 +1,10 @@
+"""LDAP authentication for JupyterHub: :class:`LDAPAuthenticator`.
+
+``authenticator`` holds the traits and the JupyterHub glue, ``directory`` the
+blocking ldap3 code (run in a bounded thread pool), ``throttle`` the
+failed-login throttling.
+"""
+
+from .authenticator import LDAPAuthenticator
+
+__all__ = ["LDAPAuthenticator"]

@@ -1,0 +1,472 @@
+"""The JupyterHub authenticator: traits and glue; the LDAP work is in :mod:`.directory`."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from jupyterhub.auth import Authenticator
+from traitlets import Bool, Float, Integer, List, Set, Unicode, default, observe, validate
+
+from .. import metrics
+from ..identity import Identity
+from .directory import (
+    DirectorySettings,
+    DirectoryUnavailableError,
+    IncompleteIdentityError,
+    InvalidCredentialsError,
+    LDAPDirectory,
+    UserNotFoundError,
+)
+from .throttle import LoginThrottle
+
+__all__ = ["LDAPAuthenticator"]
+
+T = TypeVar("T")
+
+#: Traits that shape the directory connection: changing one rebuilds it.
+_DIRECTORY_TRAITS = [
+    "server_urls",
+    "starttls",
+    "tls_ca_file",
+    "tls_verify",
+    "allow_insecure",
+    "connect_timeout",
+    "operation_timeout",
+    "server_retry_interval",
+    "bind_dn_template",
+    "search_bind_dn",
+    "search_bind_password",
+    "user_search_base",
+    "user_search_filter",
+    "group_search_base",
+    "group_search_filter",
+    "executor_threads",
+]
+
+
+def _shown(username: object) -> str:
+    """A username as it may appear in a log line: quoted and cut short."""
+    text = repr(username)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+class LDAPAuthenticator(Authenticator):
+    """Log in against an LDAP directory and record the person's POSIX identity.
+
+    On success the user's ``auth_state`` holds the
+    :class:`~lsst_hub.identity.Identity` the spawner runs the server as
+    (enable ``c.Authenticator.enable_auth_state`` and set
+    ``JUPYTERHUB_CRYPT_KEY``). All LDAP calls run in a bounded thread pool
+    with timeouts, so a slow directory never stalls the hub.
+    """
+
+    # -- servers and TLS ---------------------------------------------------
+    server_urls = List(
+        Unicode(),
+        config=True,
+        help="""LDAP servers, tried in order, e.g. ``["ldaps://ldap1:636", "ldap://ldap2:389"]``.
+
+        A server that refuses the connection, times out, fails TLS or drops the
+        connection is skipped and the next one is tried (and tried last for
+        :attr:`server_retry_interval` seconds). A wrong password is the
+        directory's answer and is not retried elsewhere. ``ldaps://`` uses TLS
+        from the start; ``ldap://`` uses StartTLS unless :attr:`starttls` is off.
+        """,
+    )
+    starttls = Bool(
+        True,
+        config=True,
+        help="Upgrade ``ldap://`` connections with StartTLS before anything is sent.",
+    )
+    tls_ca_file = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="""PEM file of the certificate authorities that sign the LDAP servers'
+        certificates. Unset: the system's trust store.""",
+    )
+    tls_verify = Bool(
+        True,
+        config=True,
+        help="""Verify the servers' TLS certificates and host names. Turn off only to
+        debug: without verification anyone on the network path can read passwords.""",
+    )
+    allow_insecure = Bool(
+        False,
+        config=True,
+        help="""Allow sending passwords over unencrypted ``ldap://`` connections
+        (when :attr:`starttls` is off). Without it such servers are skipped with an
+        error in the log.""",
+    )
+    connect_timeout = Float(
+        5.0,
+        config=True,
+        help="Seconds to wait for a TCP connection and TLS handshake to one LDAP server.",
+    )
+    operation_timeout = Float(
+        10.0,
+        config=True,
+        help="""Seconds to wait for the answer to one LDAP operation (bind, search,
+        StartTLS). Rounded up to whole seconds, the resolution ldap3 supports.""",
+    )
+    server_retry_interval = Float(
+        30.0,
+        config=True,
+        help="""After a server fails, it is tried after the others for this many
+        seconds, so a dead first server does not cost a timeout on every login.""",
+    )
+    executor_threads = Integer(
+        4,
+        config=True,
+        help="""Threads that run the blocking LDAP calls: at most this many logins
+        talk to the directory at once, further logins wait their turn without
+        blocking the hub. More threads do not add throughput on a small hub (ldap3
+        is pure Python and holds the GIL) but make the hub's event loop less
+        responsive; raise it only when the directory itself is slow to answer.""",
+    )
+
+    # -- finding and binding the user --------------------------------------
+    bind_dn_template = Unicode(
+        "",
+        config=True,
+        help="""Direct bind: the user's DN with ``{username}``, e.g.
+        ``uid={username},ou=people,dc=example,dc=org``. The username is
+        DN-escaped. Leave empty to search for the user with the service account
+        (:attr:`search_bind_dn`) instead.""",
+    )
+    search_bind_dn = Unicode(
+        "",
+        config=True,
+        help="""DN of a read-only service account used to find users (when
+        :attr:`bind_dn_template` is empty), read their groups and re-read their
+        identity every ``auth_refresh_age`` seconds.""",
+    )
+    search_bind_password = Unicode(
+        "",
+        config=True,
+        help="Password of :attr:`search_bind_dn`.",
+    )
+    user_search_base = Unicode(
+        "",
+        config=True,
+        help="Where users are searched (subtree), e.g. ``ou=people,dc=example,dc=org``.",
+    )
+    user_search_filter = Unicode(
+        "(&(objectClass=posixAccount)(uid={username}))",
+        config=True,
+        help="""Filter that finds exactly one user entry; ``{username}`` is replaced by
+        the filter-escaped username.""",
+    )
+    group_search_base = Unicode(
+        "",
+        config=True,
+        help="Where groups are searched (subtree), e.g. ``ou=groups,dc=example,dc=org``.",
+    )
+    group_search_filter = Unicode(
+        "(|(&(objectClass=posixGroup)(memberUid={username}))"
+        "(&(objectClass=groupOfNames)(member={dn})))",
+        config=True,
+        help="""Filter for the groups a user belongs to; ``{username}`` and ``{dn}``
+        (the user's DN) are filter-escaped. The default covers posixGroup
+        ``memberUid`` and groupOfNames ``member``. Group names are the ``cn``;
+        ``gidNumber`` is kept when present.""",
+    )
+
+    # -- who may log in ----------------------------------------------------
+    allowed_groups = Set(
+        Unicode(),
+        config=True,
+        help="""Directory groups (``cn``) whose members may log in, in addition to
+        ``allowed_users``. Without this, ``allowed_users`` or ``allow_all`` nobody
+        can log in. Re-checked on every identity refresh: a user who left every
+        allowed group must log in again (and is refused).""",
+    )
+    admin_groups = Set(
+        Unicode(),
+        config=True,
+        help="""Directory groups (``cn``) whose members are JupyterHub admins.
+        Users outside them keep any admin status given by ``admin_users``.""",
+    )
+    failed_login_limit = Integer(
+        5,
+        config=True,
+        help="""Failed logins allowed for one username within
+        :attr:`failed_login_window`; further attempts are refused without asking
+        the directory until the window has passed. 0 turns throttling off.""",
+    )
+    failed_login_window = Float(
+        300.0,
+        config=True,
+        help="Seconds over which :attr:`failed_login_limit` counts failures.",
+    )
+
+    @default("username_pattern")
+    def _default_username_pattern(self) -> str:
+        # A portable POSIX login name: what the spawner can run a pod as.
+        return r"^[a-z_][a-z0-9_.-]{0,31}$"
+
+    # -- checks ------------------------------------------------------------
+    @validate("server_urls")
+    def _check_server_urls(self, proposal: Any) -> list[str]:
+        urls: list[str] = list(proposal["value"])
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme.lower() not in ("ldap", "ldaps") or not parts.hostname:
+                raise ValueError(f"server_urls: {url!r} is not an ldap:// or ldaps:// URL")
+        return urls
+
+    @validate("bind_dn_template")
+    def _check_template(self, proposal: Any) -> str:
+        value: str = proposal["value"]
+        if value and "{username}" not in value:
+            raise ValueError("bind_dn_template must contain {username}")
+        return value
+
+    @validate("user_search_filter")
+    def _check_user_filter(self, proposal: Any) -> str:
+        value: str = proposal["value"]
+        if "{username}" not in value:
+            raise ValueError("user_search_filter must contain {username}")
+        return value
+
+    @validate("connect_timeout", "operation_timeout")
+    def _check_timeout(self, proposal: Any) -> float:
+        value = float(proposal["value"])
+        if value <= 0:
+            raise ValueError(f"{proposal['trait'].name} must be positive, got {value}")
+        return value
+
+    @validate("executor_threads")
+    def _check_threads(self, proposal: Any) -> int:
+        value = int(proposal["value"])
+        if value < 1:
+            raise ValueError("executor_threads must be at least 1")
+        return value
+
+    # -- plumbing ----------------------------------------------------------
+    _directory_obj: LDAPDirectory | None = None
+    _executor_obj: ThreadPoolExecutor | None = None
+    _throttle_obj: LoginThrottle | None = None
+
+    @observe(*_DIRECTORY_TRAITS)
+    def _reset_directory(self, change: Any) -> None:
+        if self._directory_obj is not None:
+            self._directory_obj.close()
+        self._directory_obj = None
+        if change["name"] == "executor_threads" and self._executor_obj is not None:
+            self._executor_obj.shutdown(wait=False)
+            self._executor_obj = None
+
+    @observe("failed_login_limit", "failed_login_window")
+    def _reset_throttle(self, change: Any) -> None:
+        self._throttle_obj = None
+
+    @property
+    def directory(self) -> LDAPDirectory:
+        """The :class:`.LDAPDirectory` built from the current traits."""
+        if self._directory_obj is None:
+            self._directory_obj = LDAPDirectory(
+                DirectorySettings(
+                    server_urls=tuple(self.server_urls),
+                    starttls=self.starttls,
+                    tls_ca_file=self.tls_ca_file,
+                    tls_verify=self.tls_verify,
+                    allow_insecure=self.allow_insecure,
+                    connect_timeout=self.connect_timeout,
+                    operation_timeout=self.operation_timeout,
+                    server_retry_interval=self.server_retry_interval,
+                    bind_dn_template=self.bind_dn_template,
+                    search_bind_dn=self.search_bind_dn,
+                    search_bind_password=self.search_bind_password,
+                    user_search_base=self.user_search_base,
+                    user_search_filter=self.user_search_filter,
+                    group_search_base=self.group_search_base,
+                    group_search_filter=self.group_search_filter,
+                    pool_size=self.executor_threads,
+                )
+            )
+        return self._directory_obj
+
+    @property
+    def throttle(self) -> LoginThrottle:
+        """The failed-login throttle."""
+        if self._throttle_obj is None:
+            self._throttle_obj = LoginThrottle(self.failed_login_limit, self.failed_login_window)
+        return self._throttle_obj
+
+    async def _in_thread(self, func: Callable[..., T], *args: Any) -> T:
+        """Run blocking LDAP code in the bounded pool, off the event loop."""
+        if self._executor_obj is None:
+            self._executor_obj = ThreadPoolExecutor(
+                max_workers=self.executor_threads, thread_name_prefix="lsst-hub-ldap"
+            )
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor_obj, func, *args)
+
+    # -- JupyterHub API ----------------------------------------------------
+    def normalize_username(self, username: str) -> str:
+        """Strip surrounding white space and lower-case (then ``username_map``)."""
+        return super().normalize_username(username.strip())  # type: ignore[no-any-return]
+
+    def _group_names(self, authentication: dict[str, Any] | None) -> set[str]:
+        state = (authentication or {}).get("auth_state") or {}
+        groups = state.get("groups") or []
+        return {str(g["name"]) for g in groups if isinstance(g, dict) and g.get("name")}
+
+    def check_allowed(self, username: str, authentication: dict[str, Any] | None = None) -> bool:
+        """Allowed by ``allow_all``/``allowed_users`` or a member of :attr:`allowed_groups`."""
+        if super().check_allowed(username, authentication):
+            return True
+        return bool(self.allowed_groups & self._group_names(authentication))
+
+    def _model(self, identity: Identity) -> dict[str, Any]:
+        names = set(identity.group_names)
+        model: dict[str, Any] = {
+            "name": identity.username,
+            "auth_state": identity.to_auth_state(),
+            # None, not False: False would revoke admin granted through admin_users.
+            "admin": True if self.admin_groups & names else None,
+        }
+        if self.manage_groups:
+            model["groups"] = identity.group_names
+        return model
+
+    async def authenticate(
+        self, handler: Any, data: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """Check the login form against the directory.
+
+        Returns the auth model (name, auth_state, admin, groups) or None for
+        any failure; every failure is logged (never with the password) and
+        counted in ``lsst_hub_ldap_logins_total``.
+        """
+        started = time.perf_counter()
+        outcome, model = await self._login(data or {})
+        metrics.LDAP_LOGINS.labels(outcome).inc()
+        metrics.LDAP_LOGIN_DURATION.labels(outcome).observe(time.perf_counter() - started)
+        return model
+
+    async def _login(self, data: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+        raw_name, password = data.get("username"), data.get("password")
+        if not isinstance(raw_name, str) or not isinstance(password, str):
+            self.log.warning("LDAP login refused: username or password missing from the form")
+            return "invalid_input", None
+        username = self.normalize_username(raw_name)
+        if not username or not password.strip():
+            self.log.warning(
+                "LDAP login refused for %s: empty username or password", _shown(username)
+            )
+            return "invalid_input", None
+        if not re.fullmatch(self.username_pattern, username):
+            self.log.warning(
+                "LDAP login refused for %s: does not match username_pattern", _shown(username)
+            )
+            return "invalid_input", None
+        wait = self.throttle.retry_after(username)
+        if wait > 0:
+            self.log.warning(
+                "LDAP login for %r throttled after %d failures; next try in %.0f s",
+                username,
+                self.failed_login_limit,
+                wait,
+            )
+            return "throttled", None
+        if not self.server_urls:
+            self.log.error("LDAP login for %r impossible: server_urls is empty", username)
+            return "directory_error", None
+
+        try:
+            identity = await self._in_thread(self.directory.authenticate, username, password)
+        except InvalidCredentialsError as exc:
+            self.throttle.failed(username)
+            self.log.warning("LDAP login failed for %r: %s", username, exc)
+            return "bad_credentials", None
+        except UserNotFoundError as exc:
+            self.throttle.failed(username)
+            self.log.warning("LDAP login failed for %r: unknown user (%s)", username, exc)
+            return "unknown_user", None
+        except IncompleteIdentityError as exc:
+            self.log.error(
+                "LDAP login refused for %r: %s; the spawner needs uidNumber, gidNumber "
+                "and homeDirectory",
+                username,
+                exc,
+            )
+            return "incomplete_identity", None
+        except DirectoryUnavailableError as exc:
+            self.log.error("LDAP login failed for %r: directory unavailable: %s", username, exc)
+            return "directory_error", None
+        except Exception as exc:
+            # Never a 500 for a login. The message of an unexpected error might echo
+            # its input, so log only its type and where it happened.
+            where = "".join(traceback.format_tb(exc.__traceback__, limit=-3))
+            self.log.error(
+                "LDAP login failed for %r with an unexpected %s at\n%s",
+                username,
+                type(exc).__name__,
+                where,
+            )
+            return "error", None
+
+        self.throttle.succeeded(username)
+        model = self._model(identity)
+        if not (self.allow_all or self.check_allowed(username, model)):
+            self.log.warning(
+                "LDAP login refused for %r: not in allowed_users or allowed_groups %s",
+                username,
+                sorted(self.allowed_groups),
+            )
+            return "not_allowed", None
+        self.log.info("LDAP login for %r (uid %d)", username, identity.uid_number)
+        return "success", model
+
+    async def refresh_user(self, user: Any, handler: Any = None) -> bool | dict[str, Any]:
+        """Re-read identity and groups with the service account.
+
+        Returns False (log in again) when the user is gone from the directory,
+        lost a POSIX attribute or left every allowed group; True when the
+        directory cannot be reached (the session is kept) or no service account
+        is configured; otherwise the updated auth model.
+        """
+        name = user.name
+        if not self.search_bind_dn or not self.server_urls:
+            metrics.LDAP_REFRESHES.labels("skipped").inc()
+            return True
+        try:
+            identity = await self._in_thread(self.directory.lookup, name)
+        except UserNotFoundError as exc:
+            self.log.warning("LDAP refresh: %r is gone from the directory (%s)", name, exc)
+            metrics.LDAP_REFRESHES.labels("removed").inc()
+            return False
+        except IncompleteIdentityError as exc:
+            self.log.warning("LDAP refresh: %r lost its POSIX identity: %s", name, exc)
+            metrics.LDAP_REFRESHES.labels("incomplete_identity").inc()
+            return False
+        except DirectoryUnavailableError as exc:
+            self.log.warning("LDAP refresh of %r postponed, directory unavailable: %s", name, exc)
+            metrics.LDAP_REFRESHES.labels("directory_error").inc()
+            return True
+        except Exception as exc:
+            where = "".join(traceback.format_tb(exc.__traceback__, limit=-3))
+            self.log.error(
+                "LDAP refresh of %r postponed after an unexpected %s at\n%s",
+                name,
+                type(exc).__name__,
+                where,
+            )
+            metrics.LDAP_REFRESHES.labels("error").inc()
+            return True
+        model = self._model(identity)
+        if not (self.allow_all or self.check_allowed(name, model)):
+            self.log.warning("LDAP refresh: %r is no longer allowed; login required", name)
+            metrics.LDAP_REFRESHES.labels("not_allowed").inc()
+            return False
+        metrics.LDAP_REFRESHES.labels("current").inc()
+        return model
