@@ -1,0 +1,630 @@
+"""LSSTSpawner: KubeSpawner running each server as its owner, on the least-loaded node,
+with the owner's GPFS home mounted, and leaving no pod behind when a session ends.
+
+This module is glue: traits, and the order in which :mod:`.builders` (pure),
+:mod:`.kube` (API calls), :mod:`lsst_hub.placement` and KubeSpawner's own pod
+life cycle are called. KubeSpawner still creates the pod, waits for it,
+streams its events, polls and deletes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import weakref
+from typing import Any, ClassVar
+
+from kubernetes_asyncio.client.rest import ApiException
+from kubespawner import KubeSpawner
+from kubespawner.slugs import is_valid_label
+from traitlets import Bool, Dict, Enum, Float, List, Unicode, default, validate
+
+from ..identity import Identity, IdentityError
+from . import builders
+from .kube import HomeVolumeError, Kube, KubeError, map_api_exception
+from .paths import (
+    HomePathError,
+    home_relative_to,
+    safe_name,
+    validate_home,
+    validate_mount_path,
+)
+from .reconcile import INSTANCE_LABEL, known_servers_from_db, reconcile
+from .status import pod_finished, unschedulable_reason
+
+__all__ = ["LSSTSpawner", "SpawnError"]
+
+MANAGED_BY = {"app.kubernetes.io/managed-by": "lsst-hub"}
+
+
+class SpawnError(RuntimeError):
+    """A spawn that cannot succeed; the message is shown on the spawn page."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        # JupyterHub shows this attribute to the person instead of a generic error.
+        self.jupyterhub_message = message
+
+
+class _JSON:
+    """The shape ``ApiClient.deserialize`` reads a body from."""
+
+    def __init__(self, obj: Any) -> None:
+        self.data = json.dumps(obj)
+
+
+class LSSTSpawner(KubeSpawner):
+    """KubeSpawner for LDAP + GPFS sites.
+
+    A start reads the person's POSIX identity from ``auth_state`` (refusing
+    without one), checks the home directory against :attr:`allowed_home_roots`,
+    makes sure the home volume exists, is theirs and is bound, chooses the
+    least-loaded node (:attr:`placement_strategy`) and then lets KubeSpawner
+    create a pod that runs as the person (Pod Security "restricted"), pinned to
+    that node, with the home mounted and as working directory. A pod the
+    scheduler refuses is placed once more elsewhere; nothing that fits, or a
+    second refusal, fails the spawn at once with the reason (:class:`SpawnError`).
+
+    Every way a session ends (stop, logout, culling, the server exiting) deletes
+    the pod; no code path deletes a home volume or claim (:attr:`delete_pvc` is
+    always False, :meth:`delete_forever` keeps them). Once per hub process the
+    pods labelled with :attr:`hub_instance` whose server the hub no longer knows
+    are deleted (:mod:`lsst_hub.spawner.reconcile`).
+    """
+
+    # One placement cache per hub process and event loop, shared by all spawners.
+    _caches: ClassVar[weakref.WeakKeyDictionary[Any, Any]] = weakref.WeakKeyDictionary()
+    _cache_locks: ClassVar[weakref.WeakKeyDictionary[Any, asyncio.Lock]] = (
+        weakref.WeakKeyDictionary()
+    )
+    # The event loops for which orphan reconciliation has been started.
+    _reconciled: ClassVar[weakref.WeakSet[Any]] = weakref.WeakSet()
+
+    # -- traits --------------------------------------------------------------------
+    placement_strategy = Enum(
+        ["least-loaded", "scheduler"],
+        default_value="least-loaded",
+        config=True,
+        help="""How the node of a server is chosen.
+
+        ``least-loaded``: this hub picks the node with the lowest requested
+        CPU/memory fraction and pins the pod to it with a required node affinity
+        on ``kubernetes.io/hostname``; when nothing fits, the spawn fails at once
+        with the reason. ``scheduler``: leave the choice to kube-scheduler.
+        """,
+    )
+    load_metric = Enum(
+        ["requests", "usage"],
+        default_value="requests",
+        config=True,
+        help="""What "load" means for ``least-loaded``: the sum of pod ``requests``,
+        or measured ``usage`` (metrics API) where a sample exists.""",
+    )
+    hub_instance = Unicode(
+        "jupyterhub",
+        config=True,
+        help="""Name of this hub, put on its pods as the label ``lsst-hub/instance``.
+
+        At start-up the hub deletes pods carrying its own name whose server it no
+        longer knows; give each hub sharing a namespace a different name.""",
+    )
+    reconcile_orphans = Bool(
+        True,
+        config=True,
+        help="""Delete this hub's orphan pods (labelled with :attr:`hub_instance`,
+        server unknown to the hub) once per hub process.""",
+    )
+    allowed_home_roots = List(
+        Unicode(),
+        default_value=["/gpfs/home"],
+        config=True,
+        help="""Directories home directories must lie strictly below.
+
+        A home outside them, the root itself, a relative path or one with ``..``
+        is refused: the spawn fails rather than mount the wrong directory.""",
+    )
+    home_volume_mode = Enum(
+        ["per-user-pv", "shared-claim"],
+        default_value="per-user-pv",
+        config=True,
+        help="""How the home is mounted.
+
+        ``per-user-pv``: a PersistentVolume ``gpfs-home-<user>`` (from
+        :attr:`home_pv_source`) bound to a claim ``home-<user>``, both created
+        on first use and kept forever. ``shared-claim``: the existing claim
+        :attr:`shared_home_claim` holding :attr:`shared_home_root`, mounted with
+        ``subPath`` set to the home relative to that root.""",
+    )
+    home_pv_source = Dict(
+        default_value={"hostPath": {"path": "{home_directory}", "type": "Directory"}},
+        config=True,
+        help="""The volume source of per-user home PersistentVolumes.
+
+        The default is a hostPath (GPFS being mounted on every node). A CSI source
+        such as IBM Spectrum Scale's can be given instead. ``{home_directory}``,
+        ``{username}`` and ``{uid}`` are replaced in every string.""",
+    )
+    home_volume_capacity = Unicode(
+        "1Gi",
+        config=True,
+        help="""Capacity written on home PersistentVolumes and claims. Nominal for
+        hostPath (GPFS quotas apply); some CSI drivers read it.""",
+    )
+    usage_poll_interval = Float(
+        30.0,
+        config=True,
+        help="""Seconds between node usage polls of the metrics API when
+        :attr:`load_metric` is ``usage``.""",
+    )
+    home_bind_timeout = Float(
+        30.0,
+        config=True,
+        help="Seconds to wait for the home claim to be ``Bound`` before failing the spawn.",
+    )
+    shared_home_claim = Unicode(
+        "",
+        config=True,
+        help="""With ``home_volume_mode = "shared-claim"``: the name of an existing
+        ReadWriteMany claim in the spawner's namespace holding :attr:`shared_home_root`.""",
+    )
+    shared_home_root = Unicode(
+        config=True,
+        help="""The directory :attr:`shared_home_claim` holds (default: the first of
+        :attr:`allowed_home_roots`).""",
+    )
+    home_mount_path = Unicode(
+        "",
+        config=True,
+        help="""Where the home is mounted in the pod. Empty (default): the same path
+        as on GPFS, so notebook paths match batch jobs. ``{home_directory}`` and
+        ``{username}`` are expanded.""",
+    )
+    synthesize_passwd = Bool(
+        False,
+        config=True,
+        help="""Mount ``/etc/passwd`` and ``/etc/group`` files naming the person and
+        their groups (a ConfigMap per person), so ``whoami`` and ``ls -l`` show names.
+        They replace the image's files.""",
+    )
+
+    # Redefined rather than given a @default: traitlets compares a configured value
+    # with the *static* default, and KubeSpawner's True would make True look unchanged
+    # and skip the validator below.
+    delete_pvc = Bool(
+        False,
+        config=True,
+        help="""Always False: LSSTSpawner never deletes a home claim, not even when the
+        user is deleted (setting True logs a warning and is ignored).""",
+    )
+
+    @default("shared_home_root")
+    def _default_shared_home_root(self) -> str:
+        roots: list[str] = self.allowed_home_roots
+        return roots[0] if roots else ""
+
+    @validate("delete_pvc")
+    def _validate_delete_pvc(self, proposal: Any) -> bool:
+        # Homes are people's data on a shared file system: never delete them.
+        if proposal.value:
+            self.log.warning("LSSTSpawner never deletes home claims; ignoring delete_pvc=True")
+        return False
+
+    @default("storage_pvc_ensure")
+    def _default_storage_pvc_ensure(self) -> bool:
+        return False
+
+    @validate("storage_pvc_ensure")
+    def _validate_storage_pvc_ensure(self, proposal: Any) -> bool:
+        if proposal.value:
+            self.log.warning("LSSTSpawner makes its own home claim; ignoring storage_pvc_ensure")
+        return False
+
+    @validate("hub_instance")
+    def _validate_hub_instance(self, proposal: Any) -> str:
+        value = str(proposal.value)
+        if not value or not is_valid_label(value):
+            raise ValueError(f"hub_instance {value!r} is not a valid Kubernetes label value")
+        return value
+
+    # -- state of one spawn -----------------------------------------------------------
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._identity: Identity | None = None
+        self._plan: builders.PodPlan | None = None
+        self._messages: list[dict[str, Any]] = []
+        self._placed = asyncio.Event()
+        self._reservation: str | None = None
+
+    @property
+    def kube(self) -> Kube:
+        """This spawner's API calls (KubeSpawner's shared client and timeouts)."""
+        return Kube(
+            self.api,
+            self.namespace,
+            request_timeout=self.k8s_api_request_timeout,
+            retry_timeout=self.k8s_api_request_retry_timeout,
+        )
+
+    def _say(self, message: str) -> None:
+        self._messages.append({"message": message})
+        self.log.info("%s: %s", self._log_name, message)
+
+    # -- identity ---------------------------------------------------------------------
+    async def load_identity(self) -> Identity:
+        """The person's identity from ``auth_state``.
+
+        Raises
+        ------
+        SpawnError
+            Without a usable auth_state, saying what the admin must configure;
+            there is no fallback to root or the image's user.
+        """
+        try:
+            state = await self.user.get_auth_state()
+        except Exception as exc:
+            # A missing JUPYTERHUB_CRYPT_KEY makes decryption itself fail.
+            raise SpawnError(
+                f"cannot read the login state of {self.user.name!r} ({exc}); "
+                "the hub admin must set JUPYTERHUB_CRYPT_KEY and "
+                "c.Authenticator.enable_auth_state = True"
+            ) from exc
+        try:
+            return Identity.from_auth_state(self.user.name, state)
+        except IdentityError as exc:
+            raise SpawnError(f"cannot start a server for {self.user.name!r}: {exc}") from exc
+
+    def get_env(self) -> dict[str, str]:
+        """KubeSpawner's environment plus NB_USER, NB_UID, NB_GID and HOME."""
+        env: dict[str, str] = super().get_env()
+        if self._plan is not None:
+            env.update(builders.identity_env(self._plan.identity, self._plan.home))
+        return env
+
+    # -- home -------------------------------------------------------------------------
+    def _labels(self) -> dict[str, str]:
+        labels = dict(MANAGED_BY)
+        labels["hub.jupyter.org/username"] = self._build_common_labels({})[
+            "hub.jupyter.org/username"
+        ]
+        return labels
+
+    def _mount_path(self, identity: Identity, home: str) -> str:
+        if not self.home_mount_path:
+            return home
+        path = str(self.home_mount_path)
+        path = path.replace("{home_directory}", home).replace("{username}", identity.username)
+        return validate_mount_path(path)
+
+    async def prepare_home(
+        self, identity: Identity, home: str, mount: str
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Make sure the home volume exists, is this person's and is bound.
+
+        Returns the pod volumes and notebook mounts to add.
+        """
+        kube = self.kube
+        if self.home_volume_mode == "shared-claim":
+            if not self.shared_home_claim:
+                raise SpawnError(
+                    "home_volume_mode is 'shared-claim' but c.LSSTSpawner.shared_home_claim "
+                    "is not set"
+                )
+            sub_path = home_relative_to(home, self.shared_home_root)
+            await kube.wait_pvc_bound(self.shared_home_claim, self.home_bind_timeout)
+            volume, mount_spec = builders.shared_home_volume(
+                self.shared_home_claim, sub_path, mount
+            )
+            return [volume], [mount_spec]
+        pv_name = safe_name(identity.username, "gpfs-home-")
+        pvc_name = safe_name(identity.username, "home-")
+        source = builders.expand_source(self.home_pv_source, identity, home)
+        labels = self._labels()
+        pv = builders.home_pv(
+            name=pv_name,
+            source=source,
+            claim_namespace=self.namespace,
+            claim_name=pvc_name,
+            capacity=self.home_volume_capacity,
+            labels=labels,
+        )
+        await kube.ensure_home_pv(pv)
+        pvc = builders.home_pvc(
+            name=pvc_name,
+            namespace=self.namespace,
+            pv_name=pv_name,
+            capacity=self.home_volume_capacity,
+            labels=labels,
+        )
+        await kube.ensure_home_pvc(pvc)
+
+        async def rebind(claim: dict[str, Any]) -> None:
+            await kube.rebind_released_pv(pv_name, claim)
+
+        await kube.wait_pvc_bound(pvc_name, self.home_bind_timeout, on_pending=rebind)
+        volume, mount_spec = builders.user_home_volume(pvc_name, mount)
+        return [volume], [mount_spec]
+
+    async def _passwd(self, identity: Identity, home: str) -> tuple[dict[str, Any], list[Any]]:
+        name = safe_name(identity.username, "passwd-")
+        configmap = builders.passwd_configmap(
+            identity, name=name, namespace=self.namespace, home=home, labels=self._labels()
+        )
+        await self.kube.apply_configmap(configmap)
+        return builders.passwd_volume(name)
+
+    # -- placement --------------------------------------------------------------------
+    @classmethod
+    async def placement_cache(cls, spawner: LSSTSpawner) -> Any:
+        """The hub-wide :class:`~lsst_hub.placement.ClusterCache`, started on first use."""
+        from ..placement import ClusterCache
+
+        loop = asyncio.get_running_loop()
+        cache = cls._caches.get(loop)
+        if cache is not None:
+            return cache
+        lock = cls._cache_locks.setdefault(loop, asyncio.Lock())
+        async with lock:
+            cache = cls._caches.get(loop)
+            if cache is None:
+                cache = ClusterCache(
+                    spawner.api.api_client,
+                    metrics_interval=(
+                        spawner.usage_poll_interval if spawner.load_metric == "usage" else None
+                    ),
+                    request_timeout=spawner.k8s_api_request_timeout,
+                    log=spawner.log,
+                )
+                try:
+                    async with asyncio.timeout(spawner.k8s_api_request_retry_timeout):
+                        await cache.start()
+                except TimeoutError:
+                    raise SpawnError(
+                        "cannot read the cluster's nodes and pods to choose a node "
+                        f"(no answer within {spawner.k8s_api_request_retry_timeout}s); "
+                        "check the hub's access to the Kubernetes API"
+                    ) from None
+                cls._caches[loop] = cache
+        return cache
+
+    @classmethod
+    async def stop_placement_cache(cls) -> None:
+        """Stop the cache of the running loop (tests, shutdown)."""
+        cache = cls._caches.pop(asyncio.get_running_loop(), None)
+        if cache is not None:
+            await cache.stop()
+
+    def _request(self) -> tuple[float, int]:
+        cpu = self.cpu_guarantee or self.cpu_limit or 0.0
+        memory = self.mem_guarantee or self.mem_limit or 0
+        return float(cpu), int(memory)
+
+    async def _choose(self, exclude: list[str]) -> str | None:
+        if self.placement_strategy == "scheduler":
+            return None
+        cache = await self.placement_cache(self)
+        cpu, memory = self._request()
+        tolerations = self._sorted_dict_values(self.tolerations) or []
+        placement = cache.choose(
+            cpu,
+            memory,
+            node_selector=dict(self.node_selector or {}),
+            tolerations=list(tolerations),
+            load_metric=self.load_metric,
+            exclude=list(exclude),
+        )
+        if placement.node is None:
+            raise SpawnError(placement.reason)
+        self._reservation = f"{self.namespace}/{self.pod_name}"
+        cache.reserve(self._reservation, placement.node, cpu, memory)
+        self._say(placement.reason)
+        return str(placement.node)
+
+    def _release(self) -> None:
+        if self._reservation is None:
+            return
+        cache = self._caches.get(asyncio.get_running_loop())
+        if cache is not None:
+            cache.release(self._reservation)
+        self._reservation = None
+
+    # -- life cycle -------------------------------------------------------------------
+    @property
+    def _log_name(self) -> str:
+        return f"{self.user.name}/{self.name}" if self.name else str(self.user.name)
+
+    def start(self) -> Any:
+        """Start the server (see :meth:`_start`); resets the progress messages."""
+        self._messages = []
+        self._placed = asyncio.Event()
+        return super().start()
+
+    async def _start(self) -> Any:
+        self._maybe_reconcile()
+        try:
+            return await self._start_personal()
+        except BaseException:
+            # On success the reservation ends by itself when the cache sees the pod.
+            self._release()
+            raise
+        finally:
+            self._placed.set()
+
+    async def _start_personal(self) -> Any:
+        identity = await self.load_identity()
+        try:
+            home = validate_home(identity.home_directory, self.allowed_home_roots)
+        except HomePathError as exc:
+            raise SpawnError(f"cannot mount the home of {identity.username!r}: {exc}") from exc
+        try:
+            mount = self._mount_path(identity, home)
+            volumes, mounts = await self.prepare_home(identity, home, mount)
+            if self.synthesize_passwd:
+                volume, passwd_mounts = await self._passwd(identity, mount)
+                volumes.append(volume)
+                mounts.extend(passwd_mounts)
+        except (HomeVolumeError, HomePathError) as exc:
+            raise SpawnError(f"cannot mount the home of {identity.username!r}: {exc}") from exc
+        except KubeError as exc:
+            raise SpawnError(f"cannot prepare the home volume: {exc}") from exc
+        self._say(f"Home {home} ready")
+
+        exclude: list[str] = []
+        while True:
+            node = await self._choose(exclude)
+            self._plan = builders.PodPlan(
+                identity=identity,
+                home=mount,
+                volumes=tuple(volumes),
+                mounts=tuple(mounts),
+                node=node,
+                labels={INSTANCE_LABEL: self.hub_instance},
+            )
+            self._placed.set()
+            reason = await self._run_pod()
+            if isinstance(reason, str):
+                # The scheduler refused the pod: try once more elsewhere, then give up.
+                self._release()
+                # Delete and wait until the pod is gone, so the next attempt does not
+                # read the refused pod's status.
+                await self.stop(now=True)
+                if node is None or exclude:
+                    raise SpawnError(f"Kubernetes cannot schedule the server: {reason}")
+                self._say(f"{node} refused the server ({reason}); choosing another node")
+                exclude.append(node)
+                continue
+            return reason[0]
+
+    async def _run_pod(self) -> tuple[Any] | str:
+        """Run KubeSpawner's start; return (url,) or the scheduler's refusal."""
+        start = asyncio.ensure_future(super()._start())
+        watch = asyncio.ensure_future(self._watch_unschedulable())
+        try:
+            await asyncio.wait({start, watch}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            start.cancel()
+            watch.cancel()
+            await self._delete_pod_now()
+            raise
+        if start.done():
+            watch.cancel()
+            try:
+                return (start.result(),)
+            except ApiException as exc:
+                await self._delete_pod_now()
+                mapped = map_api_exception(exc, f"create pod {self.namespace}/{self.pod_name}")
+                raise SpawnError(f"cannot start the server: {mapped}") from exc
+            except Exception:
+                # Leave no pod behind a failed start.
+                await self._delete_pod_now()
+                raise
+        start.cancel()
+        with contextlib.suppress(BaseException):
+            await start  # cancelled on purpose
+        return str(watch.result())
+
+    async def _watch_unschedulable(self) -> str:
+        """Return the scheduler's reason once the pod is found unschedulable."""
+        key = f"{self.namespace}/{self.pod_name}"
+        delay = 0.1
+        while True:
+            reflector = self.pod_reflector
+            pod = reflector.pods.get(key) if reflector is not None else None
+            if pod is not None and not pod["metadata"].get("deletionTimestamp"):
+                reason = unschedulable_reason(pod, self.events)
+                if reason:
+                    return reason
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+
+    async def _delete_pod_now(self) -> None:
+        try:
+            await self.kube.delete_pod(self.pod_name, 0)
+        except KubeError:
+            self.log.exception("could not delete pod %s after a failed start", self.pod_name)
+
+    async def progress(self) -> Any:
+        """Our messages (home ready, node chosen), then KubeSpawner's pod events."""
+        sent = 0
+        while not self._placed.is_set():
+            while sent < len(self._messages):
+                yield self._messages[sent]
+                sent += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._placed.wait(), 0.5)
+        async for event in super().progress():
+            while sent < len(self._messages):
+                yield self._messages[sent]
+                sent += 1
+            yield event
+        while sent < len(self._messages):
+            yield self._messages[sent]
+            sent += 1
+
+    async def stop(self, now: bool = False) -> None:
+        """Delete the pod (grace period unless ``now``); the home is never touched."""
+        self._release()
+        await super().stop(now=now)
+
+    async def poll(self) -> int | None:
+        """KubeSpawner's poll, and delete the pod of a server that has exited.
+
+        KubeSpawner deletes the pod when the notebook container has terminated,
+        but not when the pod ended without container statuses (evicted,
+        Failed/Succeeded phase); a finished pod must not linger either way.
+        """
+        self._maybe_reconcile()
+        status: int | None = await super().poll()
+        if status is not None:
+            pod = self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}")
+            if pod_finished(pod):
+                self.log.info("server of %s has exited; deleting its pod", self._log_name)
+                await self.kube.delete_pod(self.pod_name, 0)
+        return status
+
+    async def delete_forever(self) -> None:
+        """Called when the user is deleted: keep the home volume and say so."""
+        if self.home_volume_mode == "per-user-pv":
+            pv = safe_name(self.user.name, "gpfs-home-")
+            pvc = safe_name(self.user.name, "home-")
+            self.log.info(
+                "user %s deleted; keeping home claim %s/%s and volume %s. To remove them by "
+                "hand: kubectl -n %s delete pvc %s && kubectl delete pv %s",
+                self._log_name, self.namespace, pvc, pv, self.namespace, pvc, pv,
+            )  # fmt: skip
+        else:
+            self.log.info("user %s deleted; home left in place", self._log_name)
+
+    # -- pod -------------------------------------------------------------------------
+    async def get_pod_manifest(self) -> Any:
+        """KubeSpawner's pod, personalised by :func:`.builders.personalise_pod`."""
+        pod = await super().get_pod_manifest()
+        if self._plan is None:
+            return pod
+        client = self.api.api_client
+        data = builders.personalise_pod(client.sanitize_for_serialization(pod), self._plan)
+        return client.deserialize(_JSON(data), "V1Pod")
+
+    # -- orphans ----------------------------------------------------------------------
+    def _maybe_reconcile(self) -> None:
+        if not self.reconcile_orphans:
+            return
+        loop = asyncio.get_running_loop()
+        if loop in self._reconciled:
+            return
+        self._reconciled.add(loop)
+        task = loop.create_task(self._reconcile_once())
+        # Keep a reference so the task is not garbage collected mid-way.
+        type(self)._reconcile_task = task
+
+    _reconcile_task: ClassVar[asyncio.Task[Any] | None] = None
+
+    async def _reconcile_once(self) -> list[str]:
+        async def known() -> set[tuple[str, str]]:
+            return known_servers_from_db(self.db)
+
+        try:
+            return await reconcile(self.kube, self.hub_instance, known)
+        except Exception:
+            self.log.exception("orphan pod reconciliation failed; it will not be retried")
+            return []

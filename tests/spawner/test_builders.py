@@ -1,0 +1,300 @@
+"""Pure builders: identity to securityContext, home PV/PVC, passwd, node pinning."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from kubernetes_asyncio.client import ApiClient
+from kubespawner.objects import make_pod
+
+from lsst_hub.identity import Group, Identity
+from lsst_hub.spawner import builders
+from tests.spawner.pss import restricted_violations
+
+ALICE = Identity(
+    username="alice",
+    ldap_dn="uid=alice,ou=people,dc=example,dc=org",
+    uid_number=20001,
+    gid_number=20001,
+    home_directory="/gpfs/home/alice",
+    groups=(Group("hpcusers", 30000), Group("jupyterhub-users"), Group("alice", 20001)),
+    display_name="Alice Test",
+)
+
+
+def kubespawner_pod(**overrides: Any) -> dict[str, Any]:
+    """The pod KubeSpawner's own builder makes, in JSON form (needs a running loop)."""
+    kwargs: dict[str, Any] = dict(
+        name="jupyter-alice",
+        cmd=["jupyterhub-singleuser"],
+        port=8888,
+        image="quay.io/jupyter/base-notebook:latest",
+        image_pull_policy="IfNotPresent",
+        image_pull_secrets=[],
+        node_selector={},
+        uid=None,
+        gid=None,
+        fs_gid=None,
+        privileged=False,
+        env={"A": "b"},
+        working_dir=None,
+        labels={"component": "singleuser-server"},
+    )
+    kwargs.update(overrides)
+    pod = make_pod(**kwargs)
+    result: dict[str, Any] = ApiClient().sanitize_for_serialization(pod)
+    return result
+
+
+def plan(**kw: Any) -> builders.PodPlan:
+    volume, mount = builders.user_home_volume("home-alice", "/gpfs/home/alice")
+    args: dict[str, Any] = dict(
+        identity=ALICE, home="/gpfs/home/alice", volumes=(volume,), mounts=(mount,)
+    )
+    args.update(kw)
+    return builders.PodPlan(**args)
+
+
+async def test_pod_runs_as_the_person() -> None:
+    pod = builders.personalise_pod(kubespawner_pod(), plan())
+    psc = pod["spec"]["securityContext"]
+    assert psc["runAsUser"] == 20001
+    assert psc["runAsGroup"] == 20001
+    assert psc["runAsNonRoot"] is True
+    assert psc["supplementalGroups"] == [20001, 30000]
+    assert "fsGroup" not in psc
+    (container,) = pod["spec"]["containers"]
+    csc = container["securityContext"]
+    assert (csc["runAsUser"], csc["runAsGroup"]) == (20001, 20001)
+    assert csc["allowPrivilegeEscalation"] is False
+    assert csc["capabilities"] == {"drop": ["ALL"]}
+    assert container["workingDir"] == "/gpfs/home/alice"
+    assert {"name": "home", "mountPath": "/gpfs/home/alice"} in container["volumeMounts"]
+
+
+async def test_configured_root_and_fsgroup_are_overridden() -> None:
+    raw = kubespawner_pod(uid=0, gid=0, fs_gid=100, privileged=True,
+                          allow_privilege_escalation=True)  # fmt: skip
+    assert raw["spec"]["securityContext"]["fsGroup"] == 100
+    pod = builders.personalise_pod(raw, plan())
+    assert "fsGroup" not in pod["spec"]["securityContext"]
+    csc = pod["spec"]["containers"][0]["securityContext"]
+    assert csc["runAsUser"] == 20001
+    assert csc["privileged"] is False
+    assert restricted_violations(pod) == []
+
+
+async def test_kubespawner_pod_alone_is_not_restricted() -> None:
+    # The checker must be able to fail: KubeSpawner's default pod does not pass.
+    assert restricted_violations(kubespawner_pod())
+
+
+async def test_personalised_pod_satisfies_restricted_with_init_containers() -> None:
+    raw = kubespawner_pod(init_containers=[{"name": "setup", "image": "busybox"}])
+    assert any("setup" in v for v in restricted_violations(raw))
+    pod = builders.personalise_pod(raw, plan())
+    assert restricted_violations(pod) == []
+
+
+async def test_hostpath_volume_in_pod_would_break_restricted() -> None:
+    pod = builders.personalise_pod(
+        kubespawner_pod(), plan(volumes=({"name": "h", "hostPath": {"path": "/x"}},))
+    )
+    assert restricted_violations(pod) == ["volume h uses ['hostPath']"]
+
+
+async def test_input_pod_is_not_modified() -> None:
+    raw = kubespawner_pod()
+    before = repr(raw)
+    builders.personalise_pod(raw, plan(node="node-1", labels={"x": "y"}))
+    assert repr(raw) == before
+
+
+def test_env_names_the_person() -> None:
+    assert builders.identity_env(ALICE, "/home/alice") == {
+        "NB_USER": "alice",
+        "NB_UID": "20001",
+        "NB_GID": "20001",
+        "HOME": "/home/alice",
+    }
+
+
+async def test_pin_to_node_alone() -> None:
+    pod = builders.personalise_pod(kubespawner_pod(), plan(node="node-7"))
+    terms = pod["spec"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]["nodeSelectorTerms"]
+    assert terms == [
+        {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In",
+                               "values": ["node-7"]}]}
+    ]  # fmt: skip
+
+
+def test_pin_to_node_ands_with_every_admin_term() -> None:
+    admin = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "gpu", "operator": "Exists"}]},
+                    {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["a"]}]},
+                ]
+            }
+        },
+        "podAffinity": {"x": 1},
+    }
+    pinned = builders.pin_to_node(admin, "node-2")
+    terms = pinned["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"
+    ]
+    assert len(terms) == 2
+    for term in terms:
+        assert {"key": "kubernetes.io/hostname", "operator": "In", "values": ["node-2"]} in term[
+            "matchExpressions"
+        ]
+    assert pinned["podAffinity"] == {"x": 1}
+    assert len(admin["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"][0]["matchExpressions"]) == 1  # fmt: skip
+
+
+def pv(source: dict[str, Any] | None = None, claim: str = "home-alice") -> dict[str, Any]:
+    src = source or builders.expand_source(
+        {"hostPath": {"path": "{home_directory}", "type": "Directory"}}, ALICE, "/gpfs/home/alice"
+    )
+    return builders.home_pv(
+        name="gpfs-home-alice", source=src, claim_namespace="jhub", claim_name=claim,
+        capacity="1Gi", labels={"app.kubernetes.io/managed-by": "lsst-hub"},
+    )  # fmt: skip
+
+
+def test_home_pv_shape() -> None:
+    spec = pv()["spec"]
+    assert spec["hostPath"] == {"path": "/gpfs/home/alice", "type": "Directory"}
+    assert spec["accessModes"] == ["ReadWriteMany"]
+    assert spec["persistentVolumeReclaimPolicy"] == "Retain"
+    assert spec["storageClassName"] == ""
+    assert spec["claimRef"]["name"] == "home-alice"
+    assert spec["claimRef"]["namespace"] == "jhub"
+
+
+def test_csi_source_placeholders() -> None:
+    template = {
+        "csi": {
+            "driver": "spectrumscale.csi.ibm.com",
+            "volumeHandle": "0;2;{uid};{username};path={home_directory};{literal}",
+            "volumeAttributes": {"owner": ["{username}"]},
+        }
+    }
+    src = builders.expand_source(template, ALICE, "/gpfs/home/alice")
+    assert src["csi"]["volumeHandle"] == "0;2;20001;alice;path=/gpfs/home/alice;{literal}"
+    assert src["csi"]["volumeAttributes"]["owner"] == ["alice"]
+    assert template["csi"]["volumeHandle"].startswith("0;2;{uid}")
+
+
+def test_pvc_shape() -> None:
+    pvc = builders.home_pvc(name="home-alice", namespace="jhub", pv_name="gpfs-home-alice",
+                            capacity="1Gi", labels={"a": "b"})  # fmt: skip
+    assert pvc["spec"]["volumeName"] == "gpfs-home-alice"
+    assert pvc["spec"]["storageClassName"] == ""
+    assert pvc["metadata"]["labels"] == {"a": "b"}
+
+
+def with_server_defaults(obj: dict[str, Any]) -> dict[str, Any]:
+    obj = {**obj, "metadata": {**obj["metadata"], "uid": "u-1", "resourceVersion": "7"}}
+    obj["spec"] = {**obj["spec"], "claimRef": {**obj["spec"]["claimRef"], "uid": "c-1"}}
+    return obj
+
+
+def test_same_pv_is_accepted_despite_server_defaults() -> None:
+    assert builders.pv_mismatch(with_server_defaults(pv()), pv()) is None
+
+
+@pytest.mark.parametrize(
+    ("existing", "message"),
+    [
+        (pv({"hostPath": {"path": "/gpfs/home/bob", "type": "Directory"}}), "spec.hostPath.path"),
+        (pv({"nfs": {"server": "x", "path": "/gpfs/home/alice"}}), "spec.hostPath"),
+        (pv(claim="home-bob"), "reserved for claim jhub/home-bob"),
+    ],
+)
+def test_other_pv_is_refused(existing: dict[str, Any], message: str) -> None:
+    reason = builders.pv_mismatch(existing, pv())
+    assert reason is not None
+    assert message in reason
+    assert reason.startswith("PersistentVolume gpfs-home-alice is not this person's home")
+
+
+def test_pv_with_delete_policy_is_refused() -> None:
+    existing = pv()
+    existing["spec"]["persistentVolumeReclaimPolicy"] = "Delete"
+    assert "reclaim policy is Delete" in (builders.pv_mismatch(existing, pv()) or "")
+
+
+def test_pvc_mismatch() -> None:
+    good = builders.home_pvc(name="home-alice", namespace="jhub", pv_name="gpfs-home-alice",
+                             capacity="1Gi", labels={})  # fmt: skip
+    assert builders.pvc_mismatch(good, "gpfs-home-alice") is None
+    assert "not to the home volume gpfs-home-bob" in (
+        builders.pvc_mismatch(good, "gpfs-home-bob") or ""
+    )
+    good["spec"].pop("volumeName")
+    assert "no fixed volume" in (builders.pvc_mismatch(good, "gpfs-home-alice") or "")
+
+
+def test_shared_claim_volume_uses_subpath() -> None:
+    volume, mount = builders.shared_home_volume("gpfs-homes", "a/alice", "/gpfs/home/a/alice")
+    assert volume == {"name": "home", "persistentVolumeClaim": {"claimName": "gpfs-homes"}}
+    assert mount["subPath"] == "a/alice"
+    assert mount["mountPath"] == "/gpfs/home/a/alice"
+
+
+def test_passwd_and_group_files() -> None:
+    evil = Identity(
+        username="eve", ldap_dn="", uid_number=20005, gid_number=20099,
+        home_directory="/gpfs/home/eve", display_name="Eve\nroot:x:0:0::/:/bin/sh",
+        groups=(Group("hpc:users", 30000), Group("nogid"), Group("dup", 30000)),
+    )  # fmt: skip
+    cm = builders.passwd_configmap(evil, name="passwd-eve", namespace="jhub",
+                                   home="/gpfs/home/eve", labels={})  # fmt: skip
+    passwd = cm["data"]["passwd"].splitlines()
+    assert passwd[-1] == "eve:x:20005:20099:Eve root x 0 0  / /bin/sh:/gpfs/home/eve:/bin/bash"
+    assert sum(line.startswith("root:") for line in passwd) == 1
+    group = cm["data"]["group"].splitlines()
+    assert "hpc users:x:30000:eve" in group
+    assert "eve:x:20099:" in group
+    assert not any(line.startswith("dup:") or line.startswith("nogid:") for line in group)
+    volume, mounts = builders.passwd_volume("passwd-eve")
+    assert volume["configMap"]["name"] == "passwd-eve"
+    assert [m["mountPath"] for m in mounts] == ["/etc/passwd", "/etc/group"]
+    assert all(m["readOnly"] for m in mounts)
+
+
+def released(uid: str = "old-uid", name: str = "home-alice") -> dict[str, Any]:
+    volume = pv()
+    volume["spec"]["claimRef"].update(uid=uid, name=name, resourceVersion="3")
+    volume["status"] = {"phase": "Released"}
+    return volume
+
+
+def claim(uid: str = "new-uid") -> dict[str, Any]:
+    return {"metadata": {"name": "home-alice", "namespace": "jhub", "uid": uid}}
+
+
+def test_released_volume_is_pointed_at_the_new_claim() -> None:
+    new = builders.rebind_released(released(), claim())
+    assert new is not None
+    ref = new["spec"]["claimRef"]
+    assert "uid" not in ref and "resourceVersion" not in ref
+    assert (ref["namespace"], ref["name"]) == ("jhub", "home-alice")
+
+
+@pytest.mark.parametrize(
+    ("volume", "pvc"),
+    [
+        (released(name="home-bob"), claim()),  # another claim's volume: never
+        (released(uid="new-uid"), claim()),  # already this claim
+        ({**released(), "status": {"phase": "Bound"}}, claim()),  # not released
+    ],
+)
+def test_released_volume_left_alone(volume: dict[str, Any], pvc: dict[str, Any]) -> None:
+    assert builders.rebind_released(volume, pvc) is None
