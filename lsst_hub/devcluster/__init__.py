@@ -1,0 +1,28 @@
+"""A local Kubernetes API stand-in with a scheduler and a simulated kubelet.
+
+**Not a production component.** It exists so the spawner's conversation with
+Kubernetes (placement, volumes, deletion) can be tested, benchmarked and
+demonstrated on one machine without Kubernetes. Real clients (``kubectl``,
+``kubernetes_asyncio``, KubeSpawner) talk to it over HTTP as to an API server;
+every object written is validated against the official Kubernetes OpenAPI
+schema for the configured version.
+
+Modules, one idea each:
+
+* :mod:`.store` objects, resourceVersion, watch fan-out;
+* :mod:`.registry` REST semantics (create/update/patch/delete, finalizers, grace);
+* :mod:`.api` HTTP routes (:mod:`.selectors`, :mod:`.patch`, :mod:`.errors`,
+  :mod:`.validation`, :mod:`.discovery`, :mod:`.tables`);
+* :mod:`.scheduler` kube-scheduler-like filtering and scoring;
+* :mod:`.volumes` static PV/PVC binding; :mod:`.kubelet` noop and process runtimes;
+* :mod:`.metrics` the metrics.k8s.io API; :mod:`.rbac` optional authorization;
+  :mod:`.faults` fault injection for tests;
+* :mod:`.cluster` :class:`DevCluster` / :class:`ThreadedDevCluster`;
+  ``python -m lsst_hub.devcluster serve`` the command line.
+"""
+
+from __future__ import annotations
+
+from .cluster import DevCluster, ThreadedDevCluster, node_object
+
+__all__ = ["DevCluster", "ThreadedDevCluster", "node_object"]
