@@ -16,7 +16,10 @@ docs/benchmarks.md.
    from their requests, arrive one by one while metrics samples lag behind.
    Peak node usage at the end against the perfectly balanced ideal, for our
    placement by usage and by requests, kube-scheduler's LeastAllocated and
-   Zero-to-JupyterHub's MostAllocated packing.
+   Zero-to-JupyterHub's MostAllocated packing, over 100 scenarios; two
+   yardsticks (our rule with instant metrics, and a clairvoyant greedy) bound
+   what better estimates could gain. Then the same scenarios with servers'
+   usage capped by limits at 4x their requests.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from lsst_hub.placement import NodeUsage, choose_node
+from lsst_hub.placement import LoadMetric, NodeUsage, choose_node
 from lsst_hub.placement.totals import ClusterTotals
 
 from ._report import write_section
@@ -243,8 +246,9 @@ async def bench_over_devcluster(
             reference = None
             for _ in range(repetitions):
                 t = time.perf_counter()
-                node_resp = await core.list_node(_preload_content=False)
-                pod_resp = await core.list_pod_for_all_namespaces(_preload_content=False)
+                # Raw responses: _preload_content=False returns the unparsed body.
+                node_resp: Any = await core.list_node(_preload_content=False)
+                pod_resp: Any = await core.list_pod_for_all_namespaces(_preload_content=False)
                 node_raw, pod_raw = await node_resp.read(), await pod_resp.read()
                 listed_nodes = json.loads(node_raw)["items"]
                 listed_pods = json.loads(pod_raw)["items"]
@@ -308,6 +312,10 @@ class BalanceScenario:
     seconds_between_spawns: float = 3.0
     metrics_period: float = 15.0  # metrics-server resolution and window
     seed: int = 7
+    # Servers' limits as a multiple of their requests, or None for no limits. With
+    # limits the kernel caps usage there (CPU throttled; memory beyond the limit is
+    # OOM-killed), so the draws are capped; placement still sees only requests.
+    limit_factor: float | None = None
 
 
 def _lognormal(rng: random.Random, mean: float, sigma: float) -> float:
@@ -354,6 +362,9 @@ def balance_run(
     draws = [
         (_lognormal(rng, 0.35, 0.9), _lognormal(rng, 1.2 * GiB, 0.6)) for _ in range(sc.new_servers)
     ]
+    if sc.limit_factor is not None:
+        cap_cpu, cap_mem = sc.limit_factor * sc.request_cpu, sc.limit_factor * sc.request_memory
+        draws = [(min(c, cap_cpu), min(m, cap_mem)) for c, m in draws]
 
     book = ClusterTotals()
     for node in nodes:
@@ -383,18 +394,24 @@ def balance_run(
         if now - last_sample >= sc.metrics_period:
             last_sample = now
             sample(now)
+        chosen: str | None
         if strategy in ("usage", "requests"):
-            node = book.choose(sc.request_cpu, sc.request_memory, load_metric=strategy).node  # type: ignore[arg-type]
+            metric: LoadMetric = "usage" if strategy == "usage" else "requests"
+            chosen = book.choose(sc.request_cpu, sc.request_memory, load_metric=metric).node
         elif strategy == "clairvoyant":
-            node = _clairvoyant(names, base_usage, servers, requested, sc, cpu_use, mem_use)
+            chosen = _greedy_known(names, base_usage, servers, requested, sc, cpu_use, mem_use)
+        elif strategy == "instant":
+            chosen = _greedy_known(
+                names, base_usage, servers, requested, sc, sc.request_cpu, sc.request_memory
+            )
         else:
-            node = _kube_score(strategy, names, requested, sc)
-        assert node is not None, f"{strategy}: nothing fits after {i} servers"
+            chosen = _kube_score(strategy, names, requested, sc)
+        assert chosen is not None, f"{strategy}: nothing fits after {i} servers"
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch + now))
-        book.set_pod(_bench_pod(f"server-{i}", node, sc.request_cpu, sc.request_memory, stamp))
-        requested[node][0] += sc.request_cpu
-        requested[node][1] += sc.request_memory
-        servers.append(Server(node, now, cpu_use, mem_use))
+        book.set_pod(_bench_pod(f"server-{i}", chosen, sc.request_cpu, sc.request_memory, stamp))
+        requested[chosen][0] += sc.request_cpu
+        requested[chosen][1] += sc.request_memory
+        servers.append(Server(chosen, now, cpu_use, mem_use))
 
     final_cpu = {n: base_usage[n][0] for n in names}
     final_mem = {n: base_usage[n][1] for n in names}
@@ -426,6 +443,7 @@ def balance_run(
         "peak_mem": peak_mem,
         "ideal_mem": ideal_mem,
         "nodes_used": len({s.node for s in servers}),
+        "heaviest_cpu": max(c for c, _ in draws) / sc.node_cpu,
     }
 
 
@@ -482,7 +500,7 @@ def _bench_pod(name: str, node: str, cpu: float, memory: int, created: str) -> d
     }
 
 
-def _clairvoyant(
+def _greedy_known(
     names: list[str],
     base_usage: dict[str, tuple[float, float]],
     servers: list[Server],
@@ -491,24 +509,27 @@ def _clairvoyant(
     cpu_use: float,
     mem_use: float,
 ) -> str | None:
-    """A yardstick, not a strategy: greedy least-loaded knowing every server's true
-    usage, its own included, the moment it is placed (no metrics lag, no guessing)."""
+    """Yardsticks, not strategies: greedy least-loaded knowing the true usage of every
+    server already placed the moment it starts (no metrics lag), and counting the new
+    server as ``cpu_use``/``mem_use``: its true usage ("clairvoyant") or its request
+    ("instant": ours with perfect, instant metrics)."""
     cpu = {n: base_usage[n][0] for n in names}
     mem = {n: base_usage[n][1] for n in names}
     for s in servers:
         cpu[s.node] += s.cpu
         mem[s.node] += s.memory
-    best: tuple[float, str] | None = None
+    best: tuple[float, float, str] | None = None
     for n in names:
         if (
             requested[n][0] + sc.request_cpu > sc.node_cpu
             or requested[n][1] + sc.request_memory > sc.node_memory
         ):
             continue
-        load = max((cpu[n] + cpu_use) / sc.node_cpu, (mem[n] + mem_use) / sc.node_memory)
-        if best is None or load < best[0]:
-            best = (load, n)
-    return best[1] if best else None
+        fractions = ((cpu[n] + cpu_use) / sc.node_cpu, (mem[n] + mem_use) / sc.node_memory)
+        key = (max(fractions), min(fractions), n)  # ours' rule: max, then min, then name
+        if best is None or key < best:
+            best = key
+    return best[2] if best else None
 
 
 def _kube_score(
@@ -545,14 +566,21 @@ STRATEGIES = [
     ("requests", 'lsst-hub, `load_metric="requests"`'),
     ("least", "kube-scheduler LeastAllocated (modelled)"),
     ("most", "Z2JH user-scheduler MostAllocated (modelled)"),
+    ("instant", "yardstick: ours with instant metrics (no lag)"),
     ("clairvoyant", "yardstick: greedy knowing each server's usage in advance"),
 ]
 
 
-def bench_balance(seeds: list[int]) -> dict[str, list[dict[str, float]]]:
+# Limits at 4x the requests (2 CPU / 8 GiB for these servers), a common notebook sizing.
+LIMIT_FACTOR = 4.0
+
+
+def bench_balance(
+    seeds: list[int], limit_factor: float | None = None
+) -> dict[str, list[dict[str, float]]]:
     runs: dict[str, list[dict[str, float]]] = {key: [] for key, _ in STRATEGIES}
     for seed in seeds:
-        sc = BalanceScenario(seed=seed)
+        sc = BalanceScenario(seed=seed, limit_factor=limit_factor)
         for key, _ in STRATEGIES:
             runs[key].append(balance_run(key, sc))
     return runs
@@ -562,7 +590,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes; write nothing")
     parser.add_argument("--list-repetitions", type=int, default=3)
-    parser.add_argument("--seeds", type=int, default=10, help="balance scenarios to run")
+    # 100 scenarios: with 10, the worst case is mostly luck of the draw (placement
+    # variants that differed by 0.05 in the worst of 10 were equal over 100).
+    parser.add_argument("--seeds", type=int, default=100, help="balance scenarios to run")
     args = parser.parse_args(argv)
     n_nodes, n_pods, n_dec = (500, 15_000, 300) if args.quick else (5_000, 150_000, 3_000)
 
@@ -584,19 +614,27 @@ def main(argv: list[str] | None = None) -> None:
         flush=True,
     )
 
-    runs = bench_balance(list(range(1, args.seeds + 1)))
-    for key, label in STRATEGIES:
-        ratios = [r["peak"] / r["ideal"] for r in runs[key]]
-        print(f"{label}: peak/ideal mean {statistics.mean(ratios):.3f} worst {max(ratios):.3f}")
+    seeds = list(range(1, (min(args.seeds, 10) if args.quick else args.seeds) + 1))
+    runs = bench_balance(seeds)
+    limited = bench_balance(seeds, LIMIT_FACTOR)
+    for title, by_strategy in (("no limits", runs), (f"limits {LIMIT_FACTOR:g}x", limited)):
+        for key, label in STRATEGIES:
+            ratios = [r["peak"] / r["ideal"] for r in by_strategy[key]]
+            print(
+                f"{title}, {label}: peak/ideal mean {statistics.mean(ratios):.3f} "
+                f"p90 {percentile(ratios, 90):.3f} worst {max(ratios):.3f}, "
+                f"<= 1.1 in {sum(x <= 1.1 for x in ratios)} of {len(ratios)}"
+            )
     if args.quick:
         return
-    write_section("placement", report(cache, http, runs))
+    write_section("placement", report(cache, http, runs, limited))
 
 
 def report(
     cache: DecisionFigures,
     http: HttpFigures,
     runs: dict[str, list[dict[str, float]]],
+    limited: dict[str, list[dict[str, float]]],
 ) -> str:
     speedup = http.list_median_ms / http.cache_median_ms
     sc = BalanceScenario()
@@ -660,18 +698,25 @@ def report(
         "fluid with their average usage, over the nodes as they are (existing pods stay "
         "put; each node takes at most what its free requests allow). The naive cluster-wide "
         "average is lower but unreachable here: nodes busy in CPU are often idle in memory "
-        "and the reverse, and servers need both. A placement that knew each server's usage "
-        "in advance could go slightly below the ideal by sending CPU-heavy servers to "
-        "CPU-idle nodes (the yardstick row); ours cannot know it.",
+        "and the reverse, and servers need both. Real servers are not a fluid: a placement "
+        "that knew each server's usage in advance can go below the ideal by sending "
+        "CPU-heavy servers to CPU-idle nodes, and one that does not know it ends above the "
+        "ideal whenever a heavy server lands late on a node already at the level.",
         "",
         "Ours runs the real `ClusterTotals`. kube-scheduler's LeastAllocated and "
         "Zero-to-JupyterHub's MostAllocated are modelled in the benchmark with "
         "NodeResourcesFit's scoring formulas over requests (equal CPU/memory weights; ties "
-        "to the first node). The same draws are used for every strategy; "
-        f"{len(runs['usage'])} scenarios (seeds).",
+        "to the first node). Two yardsticks, not strategies, bound what placement could "
+        "gain: *instant metrics* is our rule fed the true usage of every server already "
+        "placed the moment it starts (no metrics lag, so no guess for servers not yet "
+        "measured: the most any better estimate of those could reach), counting the new "
+        "server by its request as ours must; *clairvoyant* also knows the new server's own "
+        "usage. The same draws are used for every strategy; "
+        f"{len(runs['usage'])} scenarios (seeds 1 to {len(runs['usage'])}).",
         "",
-        "| strategy | mean peak | mean ideal | peak / ideal: mean | worst | peak / naive average |",
-        "|---|---|---|---|---|---|",
+        "| strategy | mean peak | mean ideal | peak / ideal: mean | median | p90 | worst "
+        "| scenarios <= 1.1x | peak / naive average |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for key, label in STRATEGIES:
         rs = runs[key]
@@ -680,30 +725,79 @@ def report(
         lines.append(
             f"| {label} | {statistics.mean(r['peak'] for r in rs):.1%} | "
             f"{statistics.mean(r['ideal'] for r in rs):.1%} | {statistics.mean(ratios):.2f} | "
-            f"{max(ratios):.2f} | {statistics.mean(naive):.2f} |"
+            f"{statistics.median(ratios):.2f} | {percentile(ratios, 90):.2f} | "
+            f"{max(ratios):.2f} | {sum(x <= 1.1 for x in ratios)} of {len(ratios)} | "
+            f"{statistics.mean(naive):.2f} |"
         )
-    ours = statistics.mean(r["peak"] / r["ideal"] for r in runs["usage"])
-    ours_worst = max(r["peak"] / r["ideal"] for r in runs["usage"])
-    others = {
-        key: statistics.mean(r["peak"] / r["ideal"] for r in runs[key])
-        for key in ("requests", "least", "most")
-    }
-    beaten = all(
-        a["peak"] < b["peak"]
+
+    def ratios_of(key: str) -> list[float]:
+        return [r["peak"] / r["ideal"] for r in runs[key]]
+
+    ours = ratios_of("usage")
+    worst_at = max(range(len(ours)), key=ours.__getitem__)
+    first = ours[:10]
+    others = {key: statistics.mean(ratios_of(key)) for key in ("requests", "least", "most")}
+    lower = {
+        key: sum(a["peak"] < b["peak"] for a, b in zip(runs["usage"], runs[key], strict=True))
         for key in others
-        for a, b in zip(runs["usage"], runs[key], strict=True)
-    )
+    }
+    beaten = all(n == len(ours) for n in lower.values())
+    instant, clairvoyant = ratios_of("instant"), ratios_of("clairvoyant")
     lines += [
         "",
         "Goals:",
         "",
-        f"- usage-aware peak <= 1.1x ideal: mean {ours:.2f}x "
-        + ("met" if ours <= 1.1 else "**missed**")
-        + f" (worst scenario {ours_worst:.2f}x"
-        + (")" if ours_worst <= 1.1 else ", above the goal)"),
-        f"- below every other strategy: best other mean {min(others.values()):.2f}x; "
-        + ("lower in every scenario, met" if beaten else "**not lower in every scenario**"),
+        f"- usage-aware peak <= 1.1x ideal: mean {statistics.mean(ours):.2f}x "
+        + ("met" if statistics.mean(ours) <= 1.1 else "**missed**")
+        + f"; in {sum(x <= 1.1 for x in ours)} of {len(ours)} scenarios "
+        + (
+            "(every one), met"
+            if max(ours) <= 1.1
+            else f"(worst {max(ours):.2f}x, seed {worst_at + 1}): **missed in the others**"
+        )
+        + ".",
+        f"- below every other strategy: best other mean {min(others.values()):.2f}x; lower "
+        + (
+            "in every scenario, met"
+            if beaten
+            else "than "
+            + ", ".join(f"{key} in {n} of {len(ours)}" for key, n in lower.items())
+            + ": **not in every scenario**"
+        )
+        + ".",
+        "",
+        "Why the worst scenarios stay above 1.1x: the misses come from the log-normal tail "
+        "of server usage, not from the metrics lag nor from counting unmeasured servers "
+        f"by their request. The heaviest server of a scenario uses "
+        f"{statistics.median(r['heaviest_cpu'] for r in runs['usage']):.0%} of a node's "
+        f"CPU (median over scenarios; up to "
+        f"{max(r['heaviest_cpu'] for r in runs['usage']):.0%}), and where one starts late, "
+        "on the node that was least loaded, that node ends that far above the level. With "
+        f"instant metrics the mean is {statistics.mean(instant):.2f}x "
+        f"({sum(x <= 1.1 for x in instant)} of {len(instant)} scenarios <= 1.1x, worst "
+        f"{max(instant):.2f}x), so no estimate of servers not yet measured can reach the "
+        "goal in every scenario; even the clairvoyant greedy placement exceeds it in "
+        f"{sum(x > 1.1 for x in clairvoyant)} (worst {max(clairvoyant):.2f}x). The previous "
+        "edition of this page ran only the first 10 scenarios; on them ours still gives "
+        f"mean {statistics.mean(first):.2f}x, worst {max(first):.2f}x.",
+        "",
+        f"**With limits.** The same scenarios with each server limited to "
+        f"{LIMIT_FACTOR:g}x its requests ({LIMIT_FACTOR * sc.request_cpu:g} CPU / "
+        f"{LIMIT_FACTOR * sc.request_memory / GiB:g} GiB; the shipped "
+        "`jupyterhub_config.py` sets no limit unless `LSST_HUB_CPU_LIMIT` / "
+        "`LSST_HUB_MEM_LIMIT` are given): the kernel caps each server's usage there, "
+        "which cuts the tail; placement is unchanged (it sees requests and measured usage "
+        "only).",
+        "",
+        "| strategy | peak / ideal: mean | p90 | worst | scenarios <= 1.1x |",
+        "|---|---|---|---|---|",
     ]
+    for key, label in STRATEGIES:
+        ratios = [r["peak"] / r["ideal"] for r in limited[key]]
+        lines.append(
+            f"| {label} | {statistics.mean(ratios):.2f} | {percentile(ratios, 90):.2f} | "
+            f"{max(ratios):.2f} | {sum(x <= 1.1 for x in ratios)} of {len(ratios)} |"
+        )
     return "\n".join(lines)
 
 
