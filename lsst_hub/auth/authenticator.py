@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
 import traceback
@@ -12,16 +13,21 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from jupyterhub.auth import Authenticator
+from ldap3.core.exceptions import LDAPInvalidDnError
+from ldap3.utils.dn import parse_dn
 from traitlets import Bool, Float, Integer, List, Set, Unicode, default, observe, validate
+from traitlets import Union as UnionTrait
 
 from .. import metrics
 from ..identity import Identity
+from .attributes import AttributeNames, is_attribute_name
 from .directory import (
     DirectorySettings,
     DirectoryUnavailableError,
     IncompleteIdentityError,
     InvalidCredentialsError,
     LDAPDirectory,
+    LoginTimeoutError,
     UserNotFoundError,
 )
 from .throttle import LoginThrottle
@@ -48,7 +54,25 @@ _DIRECTORY_TRAITS = [
     "group_search_base",
     "group_search_filter",
     "executor_threads",
+    "uid_attribute",
+    "uid_number_attribute",
+    "gid_number_attribute",
+    "home_directory_attribute",
+    "display_name_attribute",
+    "email_attribute",
+    "group_name_attribute",
+    "group_gid_attribute",
 ]
+
+#: Attribute-name traits that may be empty (the directory has no such attribute).
+_OPTIONAL_ATTRIBUTE_TRAITS = {"display_name_attribute", "email_attribute", "group_gid_attribute"}
+
+
+def _as_list(value: str | list[str] | tuple[str, ...]) -> list[str]:
+    """A trait that takes one string or a list of them, as a list (empty string: [])."""
+    if isinstance(value, str):
+        return [value] if value else []
+    return list(value)
 
 
 def _shown(username: object) -> str:
@@ -122,6 +146,15 @@ class LDAPAuthenticator(Authenticator):
         help="""After a server fails, it is tried after the others for this many
         seconds, so a dead first server does not cost a timeout on every login.""",
     )
+    login_timeout = Float(
+        30.0,
+        config=True,
+        help="""Seconds one login (or identity refresh) may take in all: waiting for a
+        free thread, every server tried, every bind and search. When they are up the
+        login fails as ``directory_error`` with a log line, even if servers are left
+        to try. Keep it above :attr:`connect_timeout` plus :attr:`operation_timeout`
+        so that at least one slow server gets its full chance.""",
+    )
     executor_threads = Integer(
         4,
         config=True,
@@ -133,13 +166,23 @@ class LDAPAuthenticator(Authenticator):
     )
 
     # -- finding and binding the user --------------------------------------
-    bind_dn_template = Unicode(
-        "",
+    bind_dn_template = UnionTrait(
+        [Unicode(), List(Unicode())],
+        default_value="",
         config=True,
         help="""Direct bind: the user's DN with ``{username}``, e.g.
-        ``uid={username},ou=people,dc=example,dc=org``. The username is
-        DN-escaped. Leave empty to search for the user with the service account
-        (:attr:`search_bind_dn`) instead.""",
+        ``uid={username},ou=people,dc=example,dc=org``, or a list of such
+        templates. The username is DN-escaped. Leave empty to search for the user
+        with the service account (:attr:`search_bind_dn`) instead.
+
+        With a list, a username belongs to the entry of the *first* template
+        whose DN exists. Templates are tried in order; the next one is tried only
+        after the server's "invalid credentials" answer (which it gives for a
+        missing DN too). When a later template's DN accepts the password, the
+        earlier DNs are checked to be absent (with the service account if there is
+        one, else with the user's own connection, which must then be allowed to
+        see them); if one exists the login is refused, so a password that fits
+        ``uid=x,ou=guests`` never logs in the person ``uid=x,ou=people``.""",
     )
     search_bind_dn = Unicode(
         "",
@@ -159,10 +202,11 @@ class LDAPAuthenticator(Authenticator):
         help="Where users are searched (subtree), e.g. ``ou=people,dc=example,dc=org``.",
     )
     user_search_filter = Unicode(
-        "(&(objectClass=posixAccount)(uid={username}))",
         config=True,
         help="""Filter that finds exactly one user entry; ``{username}`` is replaced by
-        the filter-escaped username.""",
+        the filter-escaped username. Default:
+        ``(&(objectClass=posixAccount)(UID={username}))`` where ``UID`` is
+        :attr:`uid_attribute`.""",
     )
     group_search_base = Unicode(
         "",
@@ -177,6 +221,54 @@ class LDAPAuthenticator(Authenticator):
         (the user's DN) are filter-escaped. The default covers posixGroup
         ``memberUid`` and groupOfNames ``member``. Group names are the ``cn``;
         ``gidNumber`` is kept when present.""",
+    )
+
+    # -- attribute names ---------------------------------------------------
+    uid_attribute = Unicode(
+        "uid",
+        config=True,
+        help="""Attribute holding the login name, used in the default
+        :attr:`user_search_filter` (``sAMAccountName`` in Active Directory).""",
+    )
+    uid_number_attribute = Unicode(
+        "uidNumber",
+        config=True,
+        help="Attribute holding the user's numeric uid (required).",
+    )
+    gid_number_attribute = Unicode(
+        "gidNumber",
+        config=True,
+        help="Attribute holding the user's primary numeric gid (required).",
+    )
+    home_directory_attribute = Unicode(
+        "homeDirectory",
+        config=True,
+        help="""Attribute holding the user's home directory (required;
+        ``unixHomeDirectory`` in Active Directory).""",
+    )
+    display_name_attribute = UnionTrait(
+        [Unicode(), List(Unicode())],
+        default_value=["displayName", "cn"],
+        config=True,
+        help="""Attribute holding the user's display name, or a list of them tried in
+        order (the first one the entry has wins). Empty: no display name.""",
+    )
+    email_attribute = Unicode(
+        "mail",
+        config=True,
+        help="Attribute holding the user's e-mail address. Empty: no e-mail address.",
+    )
+    group_name_attribute = Unicode(
+        "cn",
+        config=True,
+        help="""Attribute holding a group's name, as used in :attr:`allowed_groups`,
+        :attr:`admin_groups` and JupyterHub groups.""",
+    )
+    group_gid_attribute = Unicode(
+        "gidNumber",
+        config=True,
+        help="""Attribute holding a group's numeric gid (groups without it are kept,
+        without a gid). Empty: groups have no gid.""",
     )
 
     # -- who may log in ----------------------------------------------------
@@ -207,6 +299,21 @@ class LDAPAuthenticator(Authenticator):
         help="Seconds over which :attr:`failed_login_limit` counts failures.",
     )
 
+    @staticmethod
+    def _user_filter_for(uid_attribute: str) -> str:
+        return f"(&(objectClass=posixAccount)({uid_attribute}={{username}}))"
+
+    @default("user_search_filter")
+    def _default_user_search_filter(self) -> str:
+        return self._user_filter_for(self.uid_attribute)
+
+    @observe("uid_attribute")
+    def _follow_uid_attribute(self, change: Any) -> None:
+        # A default filter computed before uid_attribute changed follows it; a
+        # filter the admin wrote stays as written.
+        if self.user_search_filter == self._user_filter_for(change["old"]):
+            self.user_search_filter = self._user_filter_for(change["new"])
+
     @default("username_pattern")
     def _default_username_pattern(self) -> str:
         # A portable POSIX login name: what the spawner can run a pod as.
@@ -223,20 +330,67 @@ class LDAPAuthenticator(Authenticator):
         return urls
 
     @validate("bind_dn_template")
-    def _check_template(self, proposal: Any) -> str:
-        value: str = proposal["value"]
-        if value and "{username}" not in value:
-            raise ValueError("bind_dn_template must contain {username}")
+    def _check_template(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        for template in _as_list(value):
+            if "{username}" not in template:
+                raise ValueError(f"bind_dn_template {template!r} must contain {{username}}")
+            # A typo ({user}, a stray brace, a broken DN) would otherwise fail every
+            # login at run time; refuse it when the hub starts.
+            try:
+                parse_dn(template.format(username="x"))
+            except (KeyError, IndexError, ValueError, LDAPInvalidDnError) as exc:
+                raise ValueError(
+                    f"bind_dn_template {template!r} is not a DN template: {exc!r}"
+                ) from None
         return value
 
-    @validate("user_search_filter")
-    def _check_user_filter(self, proposal: Any) -> str:
+    @validate("user_search_filter", "group_search_filter")
+    def _check_filter(self, proposal: Any) -> str:
+        name = proposal["trait"].name
         value: str = proposal["value"]
-        if "{username}" not in value:
+        if "{username}" not in value and name == "user_search_filter":
             raise ValueError("user_search_filter must contain {username}")
+        try:
+            value.format(username="x", dn="x")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"{name} {value!r}: only {{username}} and {{dn}} may appear in braces "
+                f"(write a literal brace as {{{{ or }}}}): {exc!r}"
+            ) from None
         return value
 
-    @validate("connect_timeout", "operation_timeout")
+    @validate(
+        "uid_attribute",
+        "uid_number_attribute",
+        "gid_number_attribute",
+        "home_directory_attribute",
+        "display_name_attribute",
+        "email_attribute",
+        "group_name_attribute",
+        "group_gid_attribute",
+    )
+    def _check_attribute(self, proposal: Any) -> Any:
+        name = proposal["trait"].name
+        value = proposal["value"]
+        names = _as_list(value)
+        if not names and name not in _OPTIONAL_ATTRIBUTE_TRAITS:
+            raise ValueError(f"{name} must not be empty")
+        for item in names:
+            # These names end up in filters and attribute lists: only well-formed ones.
+            if not is_attribute_name(item):
+                raise ValueError(f"{name}: {item!r} is not an LDAP attribute name")
+        return value
+
+    @validate("tls_ca_file")
+    def _check_ca_file(self, proposal: Any) -> str | None:
+        value: str | None = proposal["value"]
+        # ldap3 would only fail at the first login, with an opaque error.
+        if value and not os.access(value, os.R_OK):
+            raise ValueError(f"tls_ca_file {value!r} does not exist or is not readable")
+        return value
+
+    @validate("connect_timeout", "operation_timeout", "login_timeout")
     def _check_timeout(self, proposal: Any) -> float:
         value = float(proposal["value"])
         if value <= 0:
@@ -282,7 +436,7 @@ class LDAPAuthenticator(Authenticator):
                     connect_timeout=self.connect_timeout,
                     operation_timeout=self.operation_timeout,
                     server_retry_interval=self.server_retry_interval,
-                    bind_dn_template=self.bind_dn_template,
+                    bind_dn_templates=tuple(_as_list(self.bind_dn_template)),
                     search_bind_dn=self.search_bind_dn,
                     search_bind_password=self.search_bind_password,
                     user_search_base=self.user_search_base,
@@ -290,6 +444,16 @@ class LDAPAuthenticator(Authenticator):
                     group_search_base=self.group_search_base,
                     group_search_filter=self.group_search_filter,
                     pool_size=self.executor_threads,
+                    attributes=AttributeNames(
+                        uid=self.uid_attribute,
+                        uid_number=self.uid_number_attribute,
+                        gid_number=self.gid_number_attribute,
+                        home_directory=self.home_directory_attribute,
+                        display_name=tuple(_as_list(self.display_name_attribute)),
+                        email=self.email_attribute,
+                        group_name=self.group_name_attribute,
+                        group_gid=self.group_gid_attribute,
+                    ),
                 )
             )
         return self._directory_obj
@@ -309,6 +473,29 @@ class LDAPAuthenticator(Authenticator):
             )
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor_obj, func, *args)
+
+    async def _in_thread_with_deadline(self, func: Callable[..., T], *args: Any) -> T:
+        """Run ``func(*args, deadline)`` in the pool; give up after :attr:`login_timeout`.
+
+        Python cannot stop a thread, so a call we give up on is abandoned, not
+        killed. It ends by itself soon after: ``deadline`` makes the directory
+        code cut every socket wait (connect, TLS, bind, search) to the time left
+        and try no further server once it has passed, so the thread returns to
+        the pool within about a second of the deadline (ldap3 rounds the TLS
+        handshake timeout up to whole seconds). A call still queued for a free
+        thread is cancelled and never runs.
+
+        Raises
+        ------
+        LoginTimeoutError
+            When :attr:`login_timeout` has passed.
+        """
+        timeout = self.login_timeout
+        deadline = time.monotonic() + timeout
+        try:
+            return await asyncio.wait_for(self._in_thread(func, *args, deadline), timeout)
+        except TimeoutError:
+            raise LoginTimeoutError(f"gave up after login_timeout ({timeout:g} s)") from None
 
     # -- JupyterHub API ----------------------------------------------------
     def normalize_username(self, username: str) -> str:
@@ -383,7 +570,9 @@ class LDAPAuthenticator(Authenticator):
             return "directory_error", None
 
         try:
-            identity = await self._in_thread(self.directory.authenticate, username, password)
+            identity = await self._in_thread_with_deadline(
+                self.directory.authenticate, username, password
+            )
         except InvalidCredentialsError as exc:
             self.throttle.failed(username)
             self.log.warning("LDAP login failed for %r: %s", username, exc)
@@ -394,12 +583,24 @@ class LDAPAuthenticator(Authenticator):
             return "unknown_user", None
         except IncompleteIdentityError as exc:
             self.log.error(
-                "LDAP login refused for %r: %s; the spawner needs uidNumber, gidNumber "
-                "and homeDirectory",
+                "LDAP login refused for %r: %s; the spawner needs a uid number (%s), "
+                "a gid number (%s) and a home directory (%s)",
                 username,
                 exc,
+                self.uid_number_attribute,
+                self.gid_number_attribute,
+                self.home_directory_attribute,
             )
             return "incomplete_identity", None
+        except LoginTimeoutError as exc:
+            self.log.error(
+                "LDAP login failed for %r: directory unavailable, login_timeout of %g s "
+                "reached: %s",
+                username,
+                self.login_timeout,
+                exc,
+            )
+            return "directory_error", None
         except DirectoryUnavailableError as exc:
             self.log.error("LDAP login failed for %r: directory unavailable: %s", username, exc)
             return "directory_error", None
@@ -440,7 +641,7 @@ class LDAPAuthenticator(Authenticator):
             metrics.LDAP_REFRESHES.labels("skipped").inc()
             return True
         try:
-            identity = await self._in_thread(self.directory.lookup, name)
+            identity = await self._in_thread_with_deadline(self.directory.lookup, name)
         except UserNotFoundError as exc:
             self.log.warning("LDAP refresh: %r is gone from the directory (%s)", name, exc)
             metrics.LDAP_REFRESHES.labels("removed").inc()

@@ -15,9 +15,9 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +27,12 @@ from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn
 
 from ..identity import Group, Identity
+from .attributes import (
+    AttributeNames,
+    IncompleteIdentityError,
+    groups_from_entries,
+    identity_from_entry,
+)
 
 __all__ = [
     "DirectoryError",
@@ -35,6 +41,7 @@ __all__ = [
     "IncompleteIdentityError",
     "InvalidCredentialsError",
     "LDAPDirectory",
+    "LoginTimeoutError",
     "UserNotFoundError",
 ]
 
@@ -45,9 +52,8 @@ _INVALID_CREDENTIALS = 49
 #: How long an idle service-account connection is reused before it is replaced, so
 #: that the pool returns to the first server some time after a failover.
 _POOL_MAX_AGE = 60.0
-
-_USER_ATTRIBUTES = ["uid", "uidNumber", "gidNumber", "homeDirectory", "cn", "displayName", "mail"]
-_GROUP_ATTRIBUTES = ["cn", "gidNumber"]
+#: "No attributes" (RFC 4511 4.5.1.8): enough to learn whether an entry exists.
+_NO_ATTRIBUTES = ["1.1"]
 
 # Errors that mean "this server is not usable right now": try the next one.
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -69,24 +75,33 @@ class DirectoryUnavailableError(DirectoryError):
     """No configured server could be used (refused, timed out, TLS failed, dropped)."""
 
 
+class LoginTimeoutError(DirectoryUnavailableError):
+    """The overall deadline of one login or refresh passed before the directory answered."""
+
+
 class InvalidCredentialsError(DirectoryError):
-    """The directory refused the password (or it cannot be sent at all)."""
+    """The directory refused the password (or it cannot be sent at all).
+
+    ``ambiguous`` is true for LDAP's ``invalidCredentials`` answer, which a
+    server also gives for a DN that does not exist: only then may another
+    ``bind_dn_template`` be tried.
+    """
+
+    def __init__(self, message: str, *, ambiguous: bool = False) -> None:
+        super().__init__(message)
+        self.ambiguous = ambiguous
 
 
 class UserNotFoundError(DirectoryError):
     """The user search found no entry (or more than one) for the username."""
 
 
-class IncompleteIdentityError(DirectoryError):
-    """The entry lacks a POSIX attribute the spawner needs."""
-
-
 @dataclass(frozen=True)
 class DirectorySettings:
     """Everything :class:`LDAPDirectory` needs; built from the authenticator's traits.
 
-    ``bind_dn_template`` chooses direct bind; without it the service account
-    (``search_bind_dn``) searches for the user's DN first.
+    ``bind_dn_templates`` chooses direct bind; without them the service
+    account (``search_bind_dn``) searches for the user's DN first.
     """
 
     server_urls: tuple[str, ...]
@@ -96,7 +111,7 @@ class DirectorySettings:
     allow_insecure: bool = False
     connect_timeout: float = 5.0
     operation_timeout: float = 10.0
-    bind_dn_template: str = ""
+    bind_dn_templates: tuple[str, ...] = ()
     search_bind_dn: str = ""
     search_bind_password: str = ""
     user_search_base: str = ""
@@ -108,6 +123,7 @@ class DirectorySettings:
     )
     pool_size: int = 4
     server_retry_interval: float = 30.0
+    attributes: AttributeNames = field(default_factory=AttributeNames)
 
 
 @dataclass(frozen=True)
@@ -121,21 +137,32 @@ class _Endpoint:
     encrypted: bool  # the password travels encrypted
 
 
-def _first(attrs: Mapping[str, Any], name: str) -> Any:
-    """First value of an attribute (ldap3 gives lists without a schema), or None."""
-    for key, value in attrs.items():
-        if key.lower() == name.lower():
-            if isinstance(value, list | tuple):
-                return value[0] if value else None
-            return value
-    return None
+class _Deadline:
+    """The end of one login or refresh (``time.monotonic()`` value, None: no end).
 
+    Every socket wait is cut to the time left, and no further server is tried
+    once it has passed; so a thread whose caller gave up stops by itself.
+    """
 
-def _as_int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
+    def __init__(self, at: float | None) -> None:
+        self.at = at
+
+    def remaining(self) -> float:
+        return math.inf if self.at is None else self.at - time.monotonic()
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0
+
+    def clamp(self, timeout: float) -> float:
+        # A tiny positive floor: 0 would turn a socket non-blocking, not time out.
+        return max(0.001, min(timeout, self.remaining()))
+
+    def check(self, failures: Sequence[str] = ()) -> None:
+        if self.expired():
+            tried = "; ".join(failures)
+            raise LoginTimeoutError(
+                "login_timeout reached" + (f" after: {tried}" if tried else " before any answer")
+            )
 
 
 class LDAPDirectory:
@@ -154,6 +181,11 @@ class LDAPDirectory:
         # url -> monotonic time until which a server that just failed is tried last.
         self._down_until: dict[str, float] = {}
 
+    @property
+    def names(self) -> AttributeNames:
+        """The attribute names entries are read with."""
+        return self.settings.attributes
+
     # -- connections -------------------------------------------------------
     def _endpoint(self, url: str) -> _Endpoint:
         parts = urlsplit(url if "://" in url else f"ldap://{url}")
@@ -170,7 +202,7 @@ class LDAPDirectory:
         port = parts.port or (636 if use_ssl else 389)
         return _Endpoint(url, parts.hostname, port, use_ssl, tls, starttls, use_ssl or starttls)
 
-    def _server(self, endpoint: _Endpoint) -> ldap3.Server:
+    def _server(self, endpoint: _Endpoint, connect_timeout: float) -> ldap3.Server:
         # A new Server each time: a Server remembers refused addresses for minutes
         # ("invalid server address") even after the LDAP server is back; our own
         # retry interval decides when a failed server is tried again.
@@ -180,23 +212,30 @@ class LDAPDirectory:
             use_ssl=endpoint.use_ssl,
             tls=endpoint.tls,
             get_info=ldap3.NONE,  # the default reads and parses the schema on every bind
-            connect_timeout=self.settings.connect_timeout,
+            connect_timeout=connect_timeout,
         )
 
-    @property
-    def _receive_timeout(self) -> int:
-        # ldap3 packs receive_timeout with struct 'LL' on Linux: it must be an int.
-        return max(1, math.ceil(self.settings.operation_timeout))
+    def _arm(self, conn: ldap3.Connection, deadline: _Deadline) -> None:
+        """Bound the next socket waits by the operation timeout and the time left.
+
+        ldap3 sets the socket timeout once, when it connects; a pooled connection
+        must not wait past the deadline of the login now using it.
+        """
+        deadline.check()
+        if conn.socket is not None:
+            conn.socket.settimeout(deadline.clamp(self.settings.operation_timeout))
 
     def _connect(
-        self, endpoint: _Endpoint, user: str | None, password: str | None
+        self, endpoint: _Endpoint, user: str | None, password: str | None, deadline: _Deadline
     ) -> ldap3.Connection:
         """Open (and secure) a connection; raise one of _CONNECTION_ERRORS if the server fails."""
         conn = ldap3.Connection(
-            self._server(endpoint),
+            self._server(endpoint, deadline.clamp(self.settings.connect_timeout)),
             user=user,
             password=password,
-            receive_timeout=self._receive_timeout,
+            # Bounds the TLS handshake of ldaps://. ldap3 packs it with struct 'LL'
+            # on Linux, so it must be a whole number: rounded up, at least 1 s.
+            receive_timeout=max(1, math.ceil(deadline.clamp(self.settings.operation_timeout))),
             auto_referrals=False,
             read_only=True,
             raise_exceptions=False,
@@ -207,8 +246,10 @@ class LDAPDirectory:
             # handshake waits ~40 ms for the peer's delayed ACK.
             if conn.socket is not None:
                 conn.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if endpoint.starttls and not conn.start_tls(read_server_info=False):
-                raise ldap_exc.LDAPStartTLSError(f"StartTLS refused: {conn.result}")
+            if endpoint.starttls:
+                self._arm(conn, deadline)
+                if not conn.start_tls(read_server_info=False):
+                    raise ldap_exc.LDAPStartTLSError(f"StartTLS refused: {conn.result}")
         except BaseException:
             _close(conn)
             raise
@@ -235,29 +276,39 @@ class LDAPDirectory:
                 fresh.append(endpoint)
         return fresh + recently_failed
 
-    def _mark_down(self, endpoint: _Endpoint, reason: str) -> None:
-        log.warning("LDAP server %s failed, trying the next one: %s", endpoint.url, reason)
+    def _server_failed(self, endpoint: _Endpoint, failures: list[str], deadline: _Deadline) -> None:
+        """Note a failed server and go on with the next, unless the deadline has passed.
+
+        A server whose wait was cut short by the deadline is not marked down: it
+        did not get its full timeout.
+        """
+        deadline.check(failures)
+        log.warning("LDAP server %s failed, trying the next one: %s", endpoint.url, failures[-1])
         self._down_until[endpoint.url] = time.monotonic() + self.settings.server_retry_interval
 
-    def _bind(self, dn: str, password: str) -> ldap3.Connection:
+    def _bind(self, dn: str, password: str, deadline: _Deadline) -> ldap3.Connection:
         """Bind as ``dn`` on the first server that answers; return the bound connection.
 
         Raises
         ------
         InvalidCredentialsError
             The server refused the password: not a reason to try the next server.
+        LoginTimeoutError
+            The deadline passed; no further server is tried.
         DirectoryUnavailableError
             No server could be reached.
         """
         failures: list[str] = []
         for endpoint in self._usable_endpoints():
+            deadline.check(failures)
             try:
-                conn = self._connect(endpoint, dn, password)
+                conn = self._connect(endpoint, dn, password, deadline)
             except _CONNECTION_ERRORS as exc:
                 failures.append(f"{endpoint.url}: {_describe(exc)}")
-                self._mark_down(endpoint, failures[-1])
+                self._server_failed(endpoint, failures, deadline)
                 continue
             try:
+                self._arm(conn, deadline)
                 ok = conn.bind(read_server_info=False)
             except (ldap_exc.LDAPSASLPrepError, ldap_exc.LDAPPasswordIsMandatoryError) as exc:
                 # A password ldap3 cannot send (e.g. with a newline) cannot be right.
@@ -268,8 +319,11 @@ class LDAPDirectory:
             except _CONNECTION_ERRORS as exc:
                 _close(conn)
                 failures.append(f"{endpoint.url}: {_describe(exc)}")
-                self._mark_down(endpoint, failures[-1])
+                self._server_failed(endpoint, failures, deadline)
                 continue
+            except BaseException:
+                _close(conn)
+                raise
             if ok:
                 self._down_until.pop(endpoint.url, None)
                 return conn
@@ -277,10 +331,12 @@ class LDAPDirectory:
             _close(conn)
             code = result.get("result")
             if code == _INVALID_CREDENTIALS:
-                raise InvalidCredentialsError(f"invalid credentials for {dn!r} on {endpoint.url}")
+                raise InvalidCredentialsError(
+                    f"invalid credentials for {dn!r} on {endpoint.url}", ambiguous=True
+                )
             if code in (None, 0) or code >= 80:  # client-side errors (connection lost)
                 failures.append(f"{endpoint.url}: bind failed ({result.get('description')})")
-                self._mark_down(endpoint, failures[-1])
+                self._server_failed(endpoint, failures, deadline)
                 continue
             # Any other answer (unwillingToPerform, ...) is the directory's verdict.
             raise InvalidCredentialsError(
@@ -289,7 +345,7 @@ class LDAPDirectory:
         raise DirectoryUnavailableError("no LDAP server usable: " + ("; ".join(failures) or "none"))
 
     @contextmanager
-    def _service(self) -> Iterator[ldap3.Connection]:
+    def _service(self, deadline: _Deadline) -> Iterator[ldap3.Connection]:
         """A bound service-account connection from the pool (returned after use)."""
         conn = None
         now = time.monotonic()
@@ -304,7 +360,9 @@ class LDAPDirectory:
                 born = now
         if conn is None:
             try:
-                conn = self._bind(self.settings.search_bind_dn, self.settings.search_bind_password)
+                conn = self._bind(
+                    self.settings.search_bind_dn, self.settings.search_bind_password, deadline
+                )
             except InvalidCredentialsError as exc:
                 raise DirectoryUnavailableError(f"service account refused: {exc}") from None
             born = now
@@ -321,20 +379,57 @@ class LDAPDirectory:
             if conn is not None:
                 _close(conn)
 
+    def _search(
+        self,
+        conn: ldap3.Connection,
+        base: str,
+        flt: str,
+        attributes: Sequence[str],
+        deadline: _Deadline,
+        *,
+        scope: str = ldap3.SUBTREE,
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Run one search; return (dn, attributes) pairs. Missing base = no entries."""
+        self._arm(conn, deadline)
+        ok = conn.search(base, flt, scope, attributes=list(attributes))
+        result = conn.result or {}
+        code = result.get("result")
+        if not ok and code not in (0, 32):  # 32 noSuchObject: an empty answer
+            if code is None or code >= 80:
+                raise ldap_exc.LDAPCommunicationError(f"search failed: {result.get('description')}")
+            raise DirectoryUnavailableError(
+                f"search in {base!r} refused: {result.get('description')}"
+            )
+        return [
+            (item["dn"], dict(item.get("attributes") or {}))
+            for item in conn.response or []
+            if item.get("type") == "searchResEntry"
+        ]
+
     def _service_search(
-        self, base: str, flt: str, attributes: Sequence[str], *, scope: str = ldap3.SUBTREE
+        self,
+        base: str,
+        flt: str,
+        attributes: Sequence[str],
+        deadline: _Deadline,
+        *,
+        scope: str = ldap3.SUBTREE,
     ) -> list[tuple[str, dict[str, Any]]]:
         """Search with the service account, retrying once on a fresh connection.
 
-        A pooled connection can be stale (the server restarted or failed over).
+        A pooled connection can be stale (the server restarted or failed over);
+        then the others in the pool are too, so the pool is emptied and the
+        retry binds anew.
         """
         for attempt in (1, 2):
             try:
-                with self._service() as conn:
-                    return _search(conn, base, flt, attributes, scope=scope)
+                with self._service(deadline) as conn:
+                    return self._search(conn, base, flt, attributes, deadline, scope=scope)
             except _CONNECTION_ERRORS as exc:
+                deadline.check([f"search: {_describe(exc)}"])
                 if attempt == 2:
                     raise DirectoryUnavailableError(f"search failed: {_describe(exc)}") from None
+                self.close()
         raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
@@ -353,139 +448,158 @@ class LDAPDirectory:
             username=escape_filter_chars(username), dn=escape_filter_chars(dn)
         )
 
-    def _find_user(self, username: str) -> tuple[str, dict[str, Any]]:
+    def _template_dns(self, username: str) -> list[str]:
+        rdn_value = escape_rdn(username)
+        return [t.format(username=rdn_value) for t in self.settings.bind_dn_templates]
+
+    def _find_user(self, username: str, deadline: _Deadline) -> tuple[str, dict[str, Any]]:
         entries = self._service_search(
-            self.settings.user_search_base, self._user_filter(username), _USER_ATTRIBUTES
+            self.settings.user_search_base,
+            self._user_filter(username),
+            self.names.user,
+            deadline,
         )
         if len(entries) != 1:
             raise UserNotFoundError(f"user search for {username!r} found {len(entries)} entries")
         dn, attrs = entries[0]
         return dn, attrs
 
-    def authenticate(self, username: str, password: str) -> Identity:
+    def _identity(
+        self, username: str, dn: str, attrs: dict[str, Any], groups: list[Group]
+    ) -> Identity:
+        return identity_from_entry(username, dn, attrs, groups, self.names)
+
+    def authenticate(self, username: str, password: str, deadline: float | None = None) -> Identity:
         """Check the password and read the identity.
 
         ``username`` must already be normalised and validated; it is escaped
-        here before it goes into a DN or a filter.
+        here before it goes into a DN or a filter. ``deadline`` is a
+        :func:`time.monotonic` time after which no server is tried and no
+        socket waits any longer (None: only the per-server timeouts).
 
         Raises
         ------
         InvalidCredentialsError, UserNotFoundError, IncompleteIdentityError,
-        DirectoryUnavailableError
+        DirectoryUnavailableError, LoginTimeoutError
         """
-        if self.settings.bind_dn_template:
-            dn = self.settings.bind_dn_template.format(username=escape_rdn(username))
-            conn = self._bind(dn, password)
+        limit = _Deadline(deadline)
+        if self.settings.bind_dn_templates:
+            return self._authenticate_direct(username, password, limit)
+        dn, attrs = self._find_user(username, limit)
+        _close(self._bind(dn, password, limit))
+        return self._identity(username, dn, attrs, self._groups(username, dn, limit))
+
+    def _authenticate_direct(self, username: str, password: str, deadline: _Deadline) -> Identity:
+        """Direct bind with the DN templates, in order.
+
+        The rule: a username belongs to the entry of the *first* template whose
+        DN exists. A server answers "invalid credentials" both for a wrong
+        password and for a DN that does not exist, so after that answer the next
+        template is tried; when a later DN accepts the password, the earlier
+        DNs are checked to be absent, or the login is refused. Otherwise a
+        password valid for ``uid=x,ou=guests`` would log in as the person
+        ``uid=x,ou=people`` (same hub user, other uid). Any other refusal ends
+        the login at once.
+        """
+        dns = self._template_dns(username)
+        refusals: list[str] = []
+        for index, dn in enumerate(dns):
             try:
-                found = _search(conn, dn, "(objectClass=*)", _USER_ATTRIBUTES, scope=ldap3.BASE)
+                conn = self._bind(dn, password, deadline)
+            except InvalidCredentialsError as exc:
+                if not exc.ambiguous:
+                    raise
+                refusals.append(str(exc))
+                continue
+            try:
+                found = self._search(
+                    conn, dn, "(objectClass=*)", self.names.user, deadline, scope=ldap3.BASE
+                )
                 if not found:
                     raise UserNotFoundError(f"{dn!r} bound but cannot be read")
                 attrs = found[0][1]
+                for earlier in dns[:index]:
+                    if self._exists(earlier, conn, deadline):
+                        raise InvalidCredentialsError(
+                            f"the password fits {dn!r}, but {earlier!r} from an earlier "
+                            "bind_dn_template exists and owns this username"
+                        )
                 if self.settings.search_bind_dn:
-                    groups = self._groups(username, dn)
+                    groups = self._groups(username, dn, deadline)
                 else:
-                    groups = _parse_groups(
-                        _search(
+                    groups = groups_from_entries(
+                        self._search(
                             conn,
                             self.settings.group_search_base,
                             self._group_filter(username, dn),
-                            _GROUP_ATTRIBUTES,
-                        )
+                            self.names.group,
+                            deadline,
+                        ),
+                        self.names,
                     )
             except _CONNECTION_ERRORS as exc:
+                deadline.check([f"reading {dn!r}: {_describe(exc)}"])
                 raise DirectoryUnavailableError(
                     f"reading {dn!r} failed: {_describe(exc)}"
                 ) from None
             finally:
                 _close(conn)
-            return _identity(username, dn, attrs, groups)
+            return self._identity(username, dn, attrs, groups)
+        raise InvalidCredentialsError("; ".join(refusals))
 
-        dn, attrs = self._find_user(username)
-        _close(self._bind(dn, password))
-        return _identity(username, dn, attrs, self._groups(username, dn))
+    def _exists(self, dn: str, user_conn: ldap3.Connection, deadline: _Deadline) -> bool:
+        """Whether ``dn`` exists: asked with the service account when there is one.
 
-    def lookup(self, username: str) -> Identity:
+        Without a service account the user's own connection asks, so users must
+        be allowed to see the entries the earlier templates name.
+        """
+        if self.settings.search_bind_dn:
+            found = self._service_search(
+                dn, "(objectClass=*)", _NO_ATTRIBUTES, deadline, scope=ldap3.BASE
+            )
+        else:
+            found = self._search(
+                user_conn, dn, "(objectClass=*)", _NO_ATTRIBUTES, deadline, scope=ldap3.BASE
+            )
+        return bool(found)
+
+    def lookup(self, username: str, deadline: float | None = None) -> Identity:
         """Re-read a user's identity and groups with the service account (no password).
+
+        With DN templates the first template whose entry exists names the user,
+        as for a login.
 
         Raises
         ------
-        UserNotFoundError, IncompleteIdentityError, DirectoryUnavailableError
+        UserNotFoundError, IncompleteIdentityError, DirectoryUnavailableError,
+        LoginTimeoutError
         """
-        if self.settings.bind_dn_template:
-            dn = self.settings.bind_dn_template.format(username=escape_rdn(username))
-            found = self._service_search(dn, "(objectClass=*)", _USER_ATTRIBUTES, scope=ldap3.BASE)
-            if not found:
-                raise UserNotFoundError(f"{dn!r} no longer exists")
-            attrs = found[0][1]
+        limit = _Deadline(deadline)
+        if self.settings.bind_dn_templates:
+            dns = self._template_dns(username)
+            for dn in dns:
+                found = self._service_search(
+                    dn, "(objectClass=*)", self.names.user, limit, scope=ldap3.BASE
+                )
+                if found:
+                    attrs = found[0][1]
+                    break
+            else:
+                raise UserNotFoundError(f"none of {dns!r} exists")
         else:
-            dn, attrs = self._find_user(username)
-        return _identity(username, dn, attrs, self._groups(username, dn))
+            dn, attrs = self._find_user(username, limit)
+        return self._identity(username, dn, attrs, self._groups(username, dn, limit))
 
-    def _groups(self, username: str, dn: str) -> list[Group]:
-        return _parse_groups(
+    def _groups(self, username: str, dn: str, deadline: _Deadline) -> list[Group]:
+        return groups_from_entries(
             self._service_search(
                 self.settings.group_search_base,
                 self._group_filter(username, dn),
-                _GROUP_ATTRIBUTES,
-            )
+                self.names.group,
+                deadline,
+            ),
+            self.names,
         )
-
-
-def _search(
-    conn: ldap3.Connection,
-    base: str,
-    flt: str,
-    attributes: Sequence[str],
-    *,
-    scope: str = ldap3.SUBTREE,
-) -> list[tuple[str, dict[str, Any]]]:
-    """Run one search; return (dn, attributes) pairs. Missing base = no entries."""
-    ok = conn.search(base, flt, scope, attributes=list(attributes))
-    result = conn.result or {}
-    code = result.get("result")
-    if not ok and code not in (0, 32):  # 32 noSuchObject: an empty answer
-        if code is None or code >= 80:
-            raise ldap_exc.LDAPCommunicationError(f"search failed: {result.get('description')}")
-        raise DirectoryUnavailableError(f"search in {base!r} refused: {result.get('description')}")
-    return [
-        (item["dn"], dict(item.get("attributes") or {}))
-        for item in conn.response or []
-        if item.get("type") == "searchResEntry"
-    ]
-
-
-def _parse_groups(entries: list[tuple[str, dict[str, Any]]]) -> list[Group]:
-    groups: dict[str, Group] = {}
-    for _, attrs in entries:
-        name = _first(attrs, "cn")
-        if name:
-            groups.setdefault(str(name), Group(str(name), _as_int(_first(attrs, "gidNumber"))))
-    return list(groups.values())
-
-
-def _identity(username: str, dn: str, attrs: Mapping[str, Any], groups: list[Group]) -> Identity:
-    uid = _as_int(_first(attrs, "uidNumber"))
-    gid = _as_int(_first(attrs, "gidNumber"))
-    home = _first(attrs, "homeDirectory")
-    missing = [
-        name
-        for name, value in (("uidNumber", uid), ("gidNumber", gid), ("homeDirectory", home))
-        if value is None or value == ""
-    ]
-    if missing or uid is None or gid is None:
-        raise IncompleteIdentityError(f"{dn!r} lacks POSIX attribute(s) {', '.join(missing)}")
-    display = _first(attrs, "displayName") or _first(attrs, "cn")
-    mail = _first(attrs, "mail")
-    return Identity(
-        username=username,
-        ldap_dn=dn,
-        uid_number=uid,
-        gid_number=gid,
-        home_directory=str(home),
-        groups=tuple(groups),
-        display_name=str(display) if display else None,
-        email=str(mail) if mail else None,
-    )
 
 
 def _describe(exc: BaseException) -> str:

@@ -106,3 +106,26 @@ def test_hub_stays_responsive_while_directory_hangs(
         response = pending.result(timeout=120)
     assert response.status_code == 403
     assert "directory unavailable" in hub.log_text()
+
+
+def test_list_valued_settings_from_the_config_file(
+    jupyterhub_factory: StartHub, slapd: Slapd
+) -> None:
+    # Options that take a string or a list, set as lists in a real config file.
+    settings = {
+        **authenticator_config(slapd),
+        "search_bind_dn": "",
+        "search_bind_password": "",
+        "bind_dn_template": [
+            "uid={username},ou=robots,dc=example,dc=org",  # no such branch
+            "uid={username},ou=people,dc=example,dc=org",
+        ],
+        "display_name_attribute": ["displayName", "givenName"],
+        "login_timeout": 60.0,
+    }
+    hub = jupyterhub_factory(hub_config(settings))
+    assert login(hub, "alice", "alicepw").status_code == 302
+    state = hub.api("GET", "users/alice").json()["auth_state"]
+    assert state["ldap_dn"] == "uid=alice,ou=people,dc=example,dc=org"
+    assert state["display_name"] == "Alice"  # alice has no displayName
+    assert login(hub, "bob", "wrong").status_code == 403

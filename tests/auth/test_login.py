@@ -159,6 +159,22 @@ async def test_user_without_posix_attributes_fails(
         slapd.delete(dn)
 
 
+async def test_negative_uid_number_is_refused_at_login(
+    make_authenticator: Make, slapd: Slapd, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The directory's INTEGER syntax allows it; the auth_state contract does not.
+    dn = slapd.add_user("neguid", "neguidpw", uid_number=-5)
+    try:
+        auth = make_authenticator(allowed_users={"neguid"}, allowed_groups=set())
+        before = outcome_count("incomplete_identity")
+        with caplog.at_level(logging.ERROR):
+            assert await login(auth, "neguid", "neguidpw") is None
+        assert outcome_count("incomplete_identity") - before == 1
+        assert "uidNumber not a usable id ('-5')" in caplog.text
+    finally:
+        slapd.delete(dn)
+
+
 HOSTILE_USERNAMES = [
     "*",
     "alice*",
@@ -400,6 +416,9 @@ def test_entry_point_and_lazy_import() -> None:
         ("user_search_filter", "(uid=alice)"),
         ("connect_timeout", 0),
         ("executor_threads", 0),
+        ("login_timeout", 0),
+        ("login_timeout", -1),
+        ("tls_ca_file", "/nonexistent/ca.pem"),
     ],
 )
 def test_bad_configuration_is_refused(make_authenticator: Make, trait: str, value: Any) -> None:

@@ -31,6 +31,7 @@ Fixtures
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -139,6 +140,10 @@ class BlackHole:
     def close(self) -> None:
         """Stop accepting and drop every held connection."""
         self._closed.set()
+        # close() alone does not wake a thread blocked in accept() on Linux (the
+        # join below would wait its full 5 s); shutdown() does.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         for conn in self._held:
             conn.close()

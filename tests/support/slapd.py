@@ -13,6 +13,11 @@ The directory (``dc=example,dc=org``) holds users ``alice``/``alicepw``,
 ``svcpw``, the posixGroup ``hpcusers`` (alice, bob) and the groupOfNames
 ``jupyterhub-users`` (alice, bob) and ``jupyterhub-admins`` (alice).
 
+Besides the usual schemas the server loads ``ldap/test-ad.schema``: Active
+Directory-style attributes (``sAMAccountName``, ``unixHomeDirectory``,
+``msSFU30UidNumber``, ...) in the auxiliary class ``testADAccount``, so tests can
+map the authenticator's attribute names to non-default ones.
+
 Needs the Debian packages ``slapd``, ``ldap-utils`` and ``openssl``.
 """
 
@@ -30,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ldap3
+from ldap3.utils.dn import escape_rdn
 
 HERE = Path(__file__).resolve().parent / "ldap"
 SLAPD = "/usr/sbin/slapd"
@@ -146,6 +152,7 @@ class Slapd:
         self.ca_file = ca_crt
         conf = (HERE / "slapd.conf.in").read_text()
         conf = conf.replace("@DIR@", str(self.state_dir)).replace("@ROOTPW@", _hash(ADMIN_PW))
+        conf = conf.replace("@SCHEMA_DIR@", str(HERE))
         (self.state_dir / "slapd.conf").write_text(conf)
 
     # -- addresses ---------------------------------------------------------
@@ -270,27 +277,37 @@ class Slapd:
         uid_number: int = 20000,
         gid_number: int = 20000,
         home: str | None = None,
-        extra: Mapping[str, str | Sequence[str]] | None = None,
+        extra: Mapping[str, object] | None = None,
+        parent: str = PEOPLE_DN,
+        classes: Sequence[str] = (),
     ) -> str:
-        """Add a person (POSIX account unless ``posix=False``); return the DN."""
-        dn = user_dn(uid)
+        """Add a person (POSIX account unless ``posix=False``); return the DN.
+
+        ``parent``: the entry's parent (``ou=people`` by default); ``classes``:
+        further object classes (e.g. ``testADAccount``) for the ``extra`` attributes.
+        """
+        dn = f"uid={escape_rdn(uid)},{parent}"
         attrs: dict[str, object] = {
             "uid": uid,
             "cn": f"{uid.title()} Test",
             "sn": "Test",
             "userPassword": _hash(password),
         }
-        classes = ["inetOrgPerson"]
+        object_classes = ["inetOrgPerson", *classes]
         if posix:
-            classes.append("posixAccount")
+            object_classes.append("posixAccount")
             attrs.update(
                 uidNumber=uid_number,
                 gidNumber=gid_number,
                 homeDirectory=home or f"/gpfs/home/{uid}",
             )
         attrs.update(extra or {})
+        return self.add_entry(dn, object_classes, attrs)
+
+    def add_entry(self, dn: str, classes: Sequence[str], attrs: Mapping[str, object]) -> str:
+        """Add any entry as the root DN; return its DN."""
         with self.admin() as conn:
-            self._check(conn, conn.add(dn, classes, attrs), f"add {dn}")
+            self._check(conn, conn.add(dn, list(classes), dict(attrs)), f"add {dn}")
         return dn
 
     def delete(self, dn: str) -> None:
@@ -301,23 +318,31 @@ class Slapd:
                 raise RuntimeError(f"delete {dn} failed: {conn.result}")
 
     def add_group(
-        self, cn: str, *, members: Sequence[str] = (), gid_number: int | None = None
+        self,
+        cn: str,
+        *,
+        members: Sequence[str] = (),
+        gid_number: int | None = None,
+        extra: Mapping[str, object] | None = None,
+        classes: Sequence[str] = (),
     ) -> str:
-        """Add a groupOfNames (member DNs) or, with ``gid_number``, a posixGroup (uids)."""
+        """Add a groupOfNames (member DNs) or, with ``gid_number``, a posixGroup (uids).
+
+        ``extra`` attributes and ``classes`` (auxiliary object classes) are added too.
+        """
         dn = group_dn(cn)
-        with self.admin() as conn:
-            if gid_number is None:
-                # groupOfNames needs at least one member; the root DN is a harmless filler.
-                ok = conn.add(
-                    dn, ["groupOfNames"], {"cn": cn, "member": list(members) or [ADMIN_DN]}
-                )
-            else:
-                attrs: dict[str, object] = {"cn": cn, "gidNumber": gid_number}
-                if members:
-                    attrs["memberUid"] = list(members)
-                ok = conn.add(dn, ["posixGroup"], attrs)
-            self._check(conn, ok, f"add {dn}")
-        return dn
+        attrs: dict[str, object] = {"cn": cn}
+        if gid_number is None:
+            # groupOfNames needs at least one member; the root DN is a harmless filler.
+            structural = "groupOfNames"
+            attrs["member"] = list(members) or [ADMIN_DN]
+        else:
+            structural = "posixGroup"
+            attrs["gidNumber"] = gid_number
+            if members:
+                attrs["memberUid"] = list(members)
+        attrs.update(extra or {})
+        return self.add_entry(dn, [structural, *classes], attrs)
 
     def set_password(self, uid: str, password: str) -> None:
         """Replace the password of person ``uid``."""
