@@ -68,9 +68,11 @@ class LSSTSpawner(KubeSpawner):
 
     Every way a session ends (stop, logout, culling, the server exiting) deletes
     the pod; no code path deletes a home volume or claim (:attr:`delete_pvc` is
-    always False, :meth:`delete_forever` keeps them). Once per hub process the
-    pods labelled with :attr:`hub_instance` whose server the hub no longer knows
-    are deleted (:mod:`lsst_hub.spawner.reconcile`).
+    always False, :meth:`delete_forever` keeps them). Pods labelled with
+    :attr:`hub_instance` whose server the hub no longer knows are deleted at hub
+    start by the orphan service (:mod:`lsst_hub.spawner.reconcile_service`) and,
+    as a fallback, once per hub process at the first poll or spawn
+    (:mod:`lsst_hub.spawner.reconcile`).
     """
 
     # One placement cache per hub process and event loop, shared by all spawners.
@@ -113,7 +115,11 @@ class LSSTSpawner(KubeSpawner):
         True,
         config=True,
         help="""Delete this hub's orphan pods (labelled with :attr:`hub_instance`,
-        server unknown to the hub) once per hub process.""",
+        server unknown to the hub) once per hub process, at the first poll or spawn.
+
+        A fallback: on a hub with no running servers nothing is polled at start,
+        so the clean-up at hub start is the orphan service's
+        (``lsst_hub.spawner.reconcile_service.configure_service``). Both may run.""",
     )
     allowed_home_roots = List(
         Unicode(),
@@ -626,5 +632,8 @@ class LSSTSpawner(KubeSpawner):
         try:
             return await reconcile(self.kube, self.hub_instance, known)
         except Exception:
-            self.log.exception("orphan pod reconciliation failed; it will not be retried")
+            self.log.exception(
+                "orphan pod reconciliation failed; the orphan service (if configured) "
+                "retries it, this process will not"
+            )
             return []

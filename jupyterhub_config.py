@@ -1,0 +1,164 @@
+"""JupyterHub configuration for an lsst-hub site: the admin's entry point.
+
+    JUPYTERHUB_CRYPT_KEY=$(openssl rand -hex 32) \\
+    LSST_HUB_LDAP_URLS=ldaps://ldap1.example.org,ldaps://ldap2.example.org \\
+    ... jupyterhub -f jupyterhub_config.py
+
+Site settings come from environment variables (``LSST_HUB_*``, listed with their
+defaults in the documentation's "Environment variables" reference), so the same
+file serves every site and the local demo. Anything else can be added below as
+ordinary ``c.Class.trait = value`` lines; the full list of traits is in the
+configuration reference. A Zero to JupyterHub deployment does not use this file:
+it sets the same values through ``helm-values/values.yaml``.
+"""
+
+import os
+import shlex
+import sys
+
+
+def env(name: str, default: str = "") -> str:
+    """The variable's value with surrounding blanks removed, or ``default``."""
+    return os.environ.get(name, "").strip() or default
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    """A comma- or blank-separated list."""
+    return env(name, default).replace(",", " ").split()
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = env(name).lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name}={value!r}: use true or false")
+
+
+def env_secret(name: str, file_name: str) -> str:
+    """The contents of the file named by ``file_name`` if set, else ``name`` itself."""
+    path = env(file_name)
+    if path:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip()
+    return env(name)
+
+
+c = get_config()  # provided by JupyterHub when it loads this file
+
+# -- The two lsst-hub plugins -----------------------------------------------------
+# lsst-ldap: LDAP login that records the person's POSIX identity (lsst_hub.auth).
+# lsst-kube: KubeSpawner subclass placing the pod and mounting the GPFS home.
+c.JupyterHub.authenticator_class = "lsst-ldap"
+c.JupyterHub.spawner_class = "lsst-kube"
+
+# -- auth_state: the identity the spawner runs the pod as -------------------------
+# Stored encrypted: JupyterHub reads the key from JUPYTERHUB_CRYPT_KEY (32 bytes hex,
+# e.g. `openssl rand -hex 32`), which must stay the same across restarts.
+c.Authenticator.enable_auth_state = True
+# Re-read the identity from LDAP before each spawn when it is older than
+# auth_refresh_age, so a changed uid, group or home is used and a removed account
+# cannot start a server.
+c.Authenticator.refresh_pre_spawn = True
+c.Authenticator.auth_refresh_age = int(env("LSST_HUB_AUTH_REFRESH_AGE", "900"))
+
+# -- Sessions ---------------------------------------------------------------------
+# Logging out stops the user's server: the pod is deleted, the home stays.
+c.JupyterHub.shutdown_on_logout = True
+# Stopping the hub leaves running servers alone (a restart must not end sessions),
+# unless LSST_HUB_CLEANUP_SERVERS is true (the local demo sets it).
+c.JupyterHub.cleanup_servers = env_bool("LSST_HUB_CLEANUP_SERVERS", False)
+if env("LSST_HUB_BIND_URL"):
+    c.JupyterHub.bind_url = env("LSST_HUB_BIND_URL")
+if env("LSST_HUB_HUB_CONNECT_URL"):
+    # How pods reach the hub's API (in a cluster: the hub Service's address).
+    c.JupyterHub.hub_connect_url = env("LSST_HUB_HUB_CONNECT_URL")
+
+# -- LDAP -------------------------------------------------------------------------
+# Servers are tried in order; the next one is used when one is down. ldaps:// uses
+# TLS from the start, ldap:// is upgraded with StartTLS.
+c.LDAPAuthenticator.server_urls = env_list("LSST_HUB_LDAP_URLS")
+if not c.LDAPAuthenticator.server_urls:
+    raise RuntimeError("jupyterhub_config.py: set LSST_HUB_LDAP_URLS to the LDAP server URLs")
+c.LDAPAuthenticator.starttls = env_bool("LSST_HUB_LDAP_STARTTLS", True)
+if env("LSST_HUB_LDAP_CA_FILE"):
+    c.LDAPAuthenticator.tls_ca_file = env("LSST_HUB_LDAP_CA_FILE")
+# Either bind directly with a DN template, or search for the user's DN with a
+# read-only service account (which is also used to read groups).
+c.LDAPAuthenticator.bind_dn_template = env("LSST_HUB_LDAP_BIND_DN_TEMPLATE")
+c.LDAPAuthenticator.search_bind_dn = env("LSST_HUB_LDAP_SEARCH_BIND_DN")
+c.LDAPAuthenticator.search_bind_password = env_secret(
+    "LSST_HUB_LDAP_SEARCH_PASSWORD", "LSST_HUB_LDAP_SEARCH_PASSWORD_FILE"
+)
+c.LDAPAuthenticator.user_search_base = env("LSST_HUB_LDAP_USER_SEARCH_BASE")
+c.LDAPAuthenticator.group_search_base = env("LSST_HUB_LDAP_GROUP_SEARCH_BASE")
+# Who may log in, and who is admin, by directory group (cn).
+c.LDAPAuthenticator.allowed_groups = set(env_list("LSST_HUB_ALLOWED_GROUPS"))
+c.LDAPAuthenticator.admin_groups = set(env_list("LSST_HUB_ADMIN_GROUPS"))
+
+# -- Kubernetes -------------------------------------------------------------------
+# The spawner talks to the API server with the in-cluster service account, or with
+# the file named by KUBECONFIG outside a cluster.
+c.LSSTSpawner.namespace = env("LSST_HUB_NAMESPACE", env("POD_NAMESPACE", "jupyterhub"))
+c.LSSTSpawner.image = env("LSST_HUB_IMAGE", "quay.io/jupyter/scipy-notebook:latest")
+if env("LSST_HUB_SINGLEUSER_CMD"):
+    c.LSSTSpawner.cmd = shlex.split(env("LSST_HUB_SINGLEUSER_CMD"))
+c.LSSTSpawner.default_url = env("LSST_HUB_DEFAULT_URL", "/lab")
+# Requests are what placement counts; limits cap what a session may use.
+c.LSSTSpawner.cpu_guarantee = float(env("LSST_HUB_CPU_GUARANTEE", "0.5"))
+c.LSSTSpawner.mem_guarantee = env("LSST_HUB_MEM_GUARANTEE", "1G")
+if env("LSST_HUB_CPU_LIMIT"):
+    c.LSSTSpawner.cpu_limit = float(env("LSST_HUB_CPU_LIMIT"))
+if env("LSST_HUB_MEM_LIMIT"):
+    c.LSSTSpawner.mem_limit = env("LSST_HUB_MEM_LIMIT")
+c.LSSTSpawner.start_timeout = int(env("LSST_HUB_START_TIMEOUT", "300"))
+
+# -- GPFS homes -------------------------------------------------------------------
+# The home from LDAP is mounted only when it lies below one of these roots.
+c.LSSTSpawner.allowed_home_roots = env_list("LSST_HUB_HOME_ROOTS", "/gpfs/home")
+
+# -- Hub-managed services ----------------------------------------------------------
+services: list[dict[str, object]] = []
+roles: list[dict[str, object]] = []
+
+# jupyterhub-idle-culler stops servers idle for LSST_HUB_CULL_TIMEOUT seconds (0 turns
+# it off). Stopping deletes the pod only. Its role has only what it uses: list users,
+# read their servers' activity, stop them.
+cull_timeout = int(env("LSST_HUB_CULL_TIMEOUT", "3600"))
+if cull_timeout > 0:
+    cull_every = int(env("LSST_HUB_CULL_EVERY", str(max(1, min(300, cull_timeout // 2)))))
+    services.append(
+        {
+            "name": "idle-culler",
+            "command": [
+                sys.executable,
+                "-m",
+                "jupyterhub_idle_culler",
+                f"--timeout={cull_timeout}",
+                f"--cull-every={cull_every}",
+            ],
+        }
+    )
+    roles.append(
+        {
+            "name": "idle-culler",
+            "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+            "services": ["idle-culler"],
+        }
+    )
+
+# The orphan-pod service deletes, at hub start and then every few minutes, this hub's
+# notebook pods whose server the hub does not know (after a crash or a restored
+# database). It reads the hub's users and servers; it never touches homes.
+if env_bool("LSST_HUB_ORPHAN_SERVICE", True):
+    from lsst_hub.spawner.reconcile_service import service_config
+
+    orphans = service_config(namespace=str(c.LSSTSpawner.namespace))
+    services.append(orphans["service"])
+    roles.append(orphans["role"])
+
+c.JupyterHub.services = services
+c.JupyterHub.load_roles = roles

@@ -1,0 +1,478 @@
+"""The local demo: LDAP + devcluster + JupyterHub on one machine (README command 1).
+
+Run through ``bash scripts/demo.sh`` (which installs what is missing first). As
+root, it starts:
+
+1. a throwaway OpenLDAP ``slapd`` with TLS and the demo people (alice/alicepw,
+   bob/bobpw, carol, who is not in the allowed group), from ``tests/support``;
+2. the devcluster (``python -m lsst_hub.devcluster serve --runtime process``) with
+   three nodes and RBAC enforced, whose host root holds ``/gpfs/home/<user>`` owned
+   by each person's uid/gid; it gets the chart's hub ServiceAccount and Role
+   (``helm-values/chart-hub-rbac.yaml``) and ``helm-values/cluster-rbac.yaml``;
+3. JupyterHub with the repository's ``jupyterhub_config.py``, configured through
+   ``LSST_HUB_*`` variables to use the two above, talking to the cluster with the
+   hub ServiceAccount's token. Each server is a real ``jupyterhub-singleuser``
+   (JupyterLab) run by the devcluster as the person.
+
+Environment: ``DEMO_PORT`` (default 8000), ``DEMO_STATE_DIR`` (default ``.demo``,
+or ``/var/tmp/lsst-hub-demo`` for a checkout other users cannot reach; homes under
+``DEMO_STATE_DIR/host`` survive restarts, everything else is made anew),
+``DEMO_EXIT_AFTER_READY=1`` (log in as alice over HTTP once the hub is
+healthy, then stop everything and exit 0: for tests).
+
+Ctrl-C (or SIGTERM) stops the hub first (which stops the servers, deleting their
+pods), then the devcluster, then slapd. ``DEMO_STATE_DIR/demo.json`` describes
+the running demo (URL, kubeconfig, host root, process ids) for tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.support.slapd import (  # noqa: E402 - needs the repository on sys.path
+    GROUPS_DN,
+    PEOPLE_DN,
+    SVC_DN,
+    SVC_PW,
+    Slapd,
+    free_port,
+    start_slapd,
+)
+
+NODE_BIN = REPO / ".tools" / "node" / "node_modules" / ".bin"
+TOOLS_BIN = REPO / ".tools" / "bin"
+VENV_BIN = Path(sys.executable).parent
+NAMESPACE = "jupyterhub"
+NODES = 3
+#: The demo people as in tests/support/ldap/data.ldif.in: uid, gid, password, note.
+PEOPLE = {
+    "alice": (10001, 10000, "alicepw", "admin"),
+    "bob": (10002, 10000, "bobpw", ""),
+    "carol": (10003, 10003, "cärol pw!", "not in jupyterhub-users: refused"),
+}
+
+
+class DemoError(RuntimeError):
+    """Something the person running the demo must fix; the message says what."""
+
+
+def log(message: str) -> None:
+    print(f"demo: {message}", flush=True)
+
+
+def wait_for(what: str, check: Any, timeout: float, proc: subprocess.Popen[bytes]) -> None:
+    """Call ``check()`` until it is true; fail if ``proc`` exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise DemoError(f"{what}: the process exited with {proc.returncode}")
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        time.sleep(0.2)
+    raise DemoError(f"{what}: not ready after {timeout:.0f} s")
+
+
+def manifests(name: str) -> list[dict[str, Any]]:
+    """The objects of a YAML file in helm-values/."""
+    text = (REPO / "helm-values" / name).read_text()
+    return [obj for obj in yaml.safe_load_all(text) if obj]
+
+
+def reachable_by_others(path: Path) -> bool:
+    """Whether any user can run ``path``: every directory on the way is o+x."""
+    path = path.resolve()
+    if not path.stat().st_mode & stat.S_IXOTH:
+        return False
+    return all(p.stat().st_mode & stat.S_IXOTH for p in path.parents)
+
+
+def singleuser_command() -> list[str]:
+    """The ``jupyterhub-singleuser`` the people's servers run, as their own uids.
+
+    The hub's venv is used when its Python is reachable by other users. Where it
+    is not (a Python installed under ``/root``, as pyenv does), a venv of the
+    system's ``/usr/bin/python3`` with the same JupyterHub version and JupyterLab
+    is built once under ``.tools/`` (``/var/tmp`` when the checkout itself is private).
+    """
+    if reachable_by_others(Path(sys.executable)):
+        return [str(VENV_BIN / "jupyterhub-singleuser")]
+    version = importlib.metadata.version("jupyterhub")
+    tools = REPO / ".tools" if reachable_by_others(REPO) else Path("/var/tmp")  # noqa: S108
+    venv = tools / f"lsst-hub-singleuser-jupyterhub-{version}"
+    command = venv / "bin" / "jupyterhub-singleuser"
+    if command.exists():
+        return [str(command)]
+    system_python = Path("/usr/bin/python3")
+    if not system_python.exists():
+        raise DemoError(
+            f"{sys.executable} cannot be run by other users and there is no /usr/bin/python3 "
+            "to build the servers' environment from"
+        )
+    log(f"building {venv} for the servers (once; {sys.executable} is private to root)")
+    building = venv.with_name(venv.name + ".building")
+    shutil.rmtree(building, ignore_errors=True)
+    for argv in (
+        [str(system_python), "-m", "venv", str(building)],
+        [
+            str(building / "bin" / "python"), "-m", "pip", "install", "-q",
+            "--disable-pip-version-check", f"jupyterhub=={version}", "jupyterlab>=4,<5",
+            "ipykernel",
+        ],
+    ):  # fmt: skip
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise DemoError(f"{' '.join(argv)} failed:\n{done.stdout}{done.stderr}")
+    # The scripts' #! lines name the directory they were installed in: fix them up.
+    for script in (building / "bin").iterdir():
+        if script.is_file() and not script.is_symlink():
+            data = script.read_bytes()
+            if data.startswith(b"#!" + str(building).encode()):
+                script.write_bytes(data.replace(str(building).encode(), str(venv).encode(), 1))
+    building.rename(venv)
+    return [str(command)]
+
+
+def default_state_dir() -> Path:
+    """``.demo`` in the checkout, or ``/var/tmp/lsst-hub-demo`` when the checkout is
+    private to root (under ``/root``, say): the servers, running as the demo people,
+    must be able to walk to their homes."""
+    if reachable_by_others(REPO):
+        return REPO / ".demo"
+    return Path("/var/tmp/lsst-hub-demo")  # noqa: S108
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+class Demo:
+    """The three services; :meth:`start` brings them up, :meth:`stop` takes them down."""
+
+    def __init__(self, state: Path, port: int) -> None:
+        self.state = state
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.logs = state / "logs"
+        self.host_root = state / "host"
+        self.kubeconfig = state / "kubeconfig"  # the cluster admin's
+        self.hub_kubeconfig = state / "hub-kubeconfig"  # the hub ServiceAccount's
+        self.slapd: Slapd | None = None
+        self.cluster: subprocess.Popen[bytes] | None = None
+        self.hub: subprocess.Popen[bytes] | None = None
+
+    # -- start ---------------------------------------------------------------------
+    def prepare(self) -> None:
+        """A fresh state directory, keeping the homes of earlier runs."""
+        self.state.mkdir(parents=True, exist_ok=True)
+        if not reachable_by_others(self.state.parent):
+            raise DemoError(
+                f"{self.state.parent} is not reachable by other users, so the demo people's "
+                "servers could not reach their homes: choose another DEMO_STATE_DIR"
+            )
+        # The people's servers, running as their own uids, walk through to their homes.
+        os.chmod(self.state, 0o755)  # noqa: S103
+        for child in self.state.iterdir():
+            if child != self.host_root:
+                if child.is_dir():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+        self.logs.mkdir()
+        homes = self.host_root / "gpfs" / "home"
+        homes.mkdir(parents=True, exist_ok=True)
+        for directory in (self.host_root, homes.parent, homes):
+            os.chmod(directory, 0o755)  # noqa: S103 - like /gpfs/home on a real system
+        for user, (uid, gid, _, _) in PEOPLE.items():
+            home = homes / user
+            home.mkdir(exist_ok=True)
+            os.chown(home, uid, gid)
+            os.chmod(home, 0o700)
+
+    def start_ldap(self) -> None:
+        log("starting slapd (TLS) with the demo people")
+        self.slapd = start_slapd(self.state / "ldap")
+
+    def start_cluster(self) -> None:
+        port = free_port()
+        hub_token = secrets.token_hex(24)
+        log(f"starting the devcluster ({NODES} nodes, process runtime, RBAC) on port {port}")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")  # logs as they happen
+        env["PATH"] = os.pathsep.join([str(VENV_BIN), env.get("PATH", "")])
+        with (self.logs / "devcluster.log").open("wb") as out:
+            self.cluster = subprocess.Popen(
+                [
+                    sys.executable, "-m", "lsst_hub.devcluster", "serve",
+                    "--port", str(port),
+                    "--nodes", str(NODES),
+                    "--kubeconfig", str(self.kubeconfig),
+                    "--runtime", "process",
+                    "--host-root", str(self.host_root),
+                    "--state-dir", str(self.state / "cluster"),
+                    # As in a cluster: the hub's ServiceAccount has only the rights the
+                    # chart's Role and helm-values/cluster-rbac.yaml give it.
+                    "--rbac",
+                    f"--token={hub_token}=system:serviceaccount:{NAMESPACE}:hub",
+                ],
+                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        wait_for("devcluster", lambda: self.kube("GET", "/api/v1/nodes").ok, 60, self.cluster)
+        namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
+        for obj in [namespace, *manifests("chart-hub-rbac.yaml"), *manifests("cluster-rbac.yaml")]:
+            self.create(obj)
+        # The hub talks to the cluster as its ServiceAccount, like the chart's hub pod.
+        config = yaml.safe_load(self.kubeconfig.read_text())
+        config["users"][0]["user"]["token"] = hub_token
+        self.hub_kubeconfig.write_text(yaml.safe_dump(config))
+        self.hub_kubeconfig.chmod(0o600)
+
+    def create(self, obj: dict[str, Any]) -> None:
+        """Create one object of the kinds the demo needs, as the cluster's admin."""
+        kind, meta = obj["kind"], obj["metadata"]
+        group = "/api/v1" if obj["apiVersion"] == "v1" else f"/apis/{obj['apiVersion']}"
+        scope = f"/namespaces/{meta['namespace']}" if meta.get("namespace") else ""
+        plural = kind.lower() + ("es" if kind.endswith("s") else "s")
+        answer = self.kube("POST", f"{group}{scope}/{plural}", json=obj)
+        if answer.status_code != 201:
+            raise DemoError(f"cannot create {kind} {meta['name']}: {answer.text}")
+
+    def kube(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """One request to the devcluster with the kubeconfig's credentials."""
+        config = yaml.safe_load(self.kubeconfig.read_text())
+        cluster = config["clusters"][0]["cluster"]
+        user = config["users"][0]["user"]
+        headers = {"Authorization": f"Bearer {user['token']}"} if user.get("token") else {}
+        return requests.request(
+            method, cluster["server"] + path, headers=headers, timeout=10, **kwargs
+        )
+
+    def hub_env(self) -> dict[str, str]:
+        assert self.slapd is not None
+        password_file = self.state / "ldap-password"
+        password_file.write_text(SVC_PW + "\n")
+        password_file.chmod(0o600)
+        env = dict(os.environ)
+        env.update(
+            PYTHONUNBUFFERED="1",  # logs as they happen
+            PATH=os.pathsep.join([str(NODE_BIN), str(TOOLS_BIN), str(VENV_BIN), env["PATH"]]),
+            JUPYTERHUB_CRYPT_KEY=secrets.token_hex(32),
+            CONFIGPROXY_AUTH_TOKEN=secrets.token_hex(32),
+            KUBECONFIG=str(self.hub_kubeconfig),
+            LSST_HUB_BIND_URL=self.url,
+            LSST_HUB_LDAP_URLS=self.slapd.ldap_url,  # ldap://localhost:PORT + StartTLS
+            LSST_HUB_LDAP_STARTTLS="true",
+            LSST_HUB_LDAP_CA_FILE=str(self.slapd.ca_file),
+            LSST_HUB_LDAP_SEARCH_BIND_DN=SVC_DN,
+            LSST_HUB_LDAP_SEARCH_PASSWORD_FILE=str(password_file),
+            LSST_HUB_LDAP_USER_SEARCH_BASE=PEOPLE_DN,
+            LSST_HUB_LDAP_GROUP_SEARCH_BASE=GROUPS_DN,
+            LSST_HUB_ALLOWED_GROUPS="jupyterhub-users",
+            LSST_HUB_ADMIN_GROUPS="jupyterhub-admins",
+            LSST_HUB_NAMESPACE=NAMESPACE,
+            LSST_HUB_IMAGE="quay.io/jupyter/base-notebook:latest",
+            LSST_HUB_CPU_GUARANTEE="0.5",
+            LSST_HUB_MEM_GUARANTEE="512M",
+            LSST_HUB_HOME_ROOTS="/gpfs/home",
+            LSST_HUB_START_TIMEOUT="120",
+            # Stopping the demo stops the servers: their pods are deleted, homes kept.
+            LSST_HUB_CLEANUP_SERVERS="true",
+        )
+        return env
+
+    def write_hub_config(self, hub_dir: Path) -> Path:
+        """The repository's jupyterhub_config.py plus what only the demo needs."""
+        singleuser = singleuser_command()
+        config = hub_dir / "jupyterhub_config.py"
+        config.write_text(
+            f"""# Written by scripts/demo.py: the admin's configuration, then demo-only settings.
+c = get_config()  # noqa
+load_subconfig({str(REPO / "jupyterhub_config.py")!r})  # noqa
+
+# The devcluster's process runtime executes a container's `command`; KubeSpawner
+# puts `cmd` in `args` (after the image's entrypoint). Run the venv's
+# jupyterhub-singleuser (readable by the people's uids) as the container's command.
+c.LSSTSpawner.cmd = []
+c.LSSTSpawner.extra_container_config = {{"command": {singleuser!r}}}
+"""
+        )
+        return config
+
+    def start_hub(self) -> None:
+        hub_dir = self.state / "hub"
+        hub_dir.mkdir()
+        config = self.write_hub_config(hub_dir)
+        hub_port, proxy_api_port = free_port(), free_port()
+        log(f"starting JupyterHub on {self.url}")
+        with (self.logs / "jupyterhub.log").open("wb") as out:
+            self.hub = subprocess.Popen(
+                [
+                    sys.executable, "-m", "jupyterhub",
+                    "-f", str(config),
+                    f"--JupyterHub.hub_bind_url=http://127.0.0.1:{hub_port}",
+                    f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{proxy_api_port}",
+                ],
+                cwd=hub_dir, env=self.hub_env(), stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        wait_for(
+            "JupyterHub",
+            lambda: requests.get(f"{self.url}/hub/health", timeout=5).ok,
+            120,
+            self.hub,
+        )
+
+    def start(self) -> None:
+        if os.geteuid() != 0:
+            raise DemoError(
+                "run the demo as root: it makes homes owned by the demo people and the "
+                "devcluster runs each server as its owner's uid/gid"
+            )
+        self.prepare()
+        self.start_ldap()
+        self.start_cluster()
+        self.start_hub()
+        self.write_description()
+
+    def write_description(self) -> None:
+        assert self.slapd is not None and self.cluster is not None and self.hub is not None
+        description = {
+            "url": self.url,
+            "kubeconfig": str(self.kubeconfig),
+            "namespace": NAMESPACE,
+            "host_root": str(self.host_root),
+            "logs": str(self.logs),
+            "pids": {
+                "demo": os.getpid(),
+                "jupyterhub": self.hub.pid,
+                "devcluster": self.cluster.pid,
+                "slapd": self.slapd.process.pid if self.slapd.process else None,
+            },
+            "people": {user: password for user, (_, _, password, _) in PEOPLE.items()},
+        }
+        (self.state / "demo.json").write_text(json.dumps(description, indent=2) + "\n")
+
+    # -- use -------------------------------------------------------------------------
+    def login(self, user: str, password: str) -> requests.Session:
+        """Log in through the form, as a browser does; return the session."""
+        session = requests.Session()
+        session.get(f"{self.url}/hub/login", timeout=30).raise_for_status()
+        answer = session.post(
+            f"{self.url}/hub/login",
+            data={"username": user, "password": password, "_xsrf": session.cookies["_xsrf"]},
+            allow_redirects=False,
+            timeout=60,
+        )
+        if answer.status_code != 302:
+            raise DemoError(f"login as {user} answered {answer.status_code}, not 302")
+        return session
+
+    def banner(self) -> str:
+        people = "\n".join(
+            f"    {user:6} {password!r:12} {note}"
+            for user, (_, _, password, note) in PEOPLE.items()
+        )
+        kubectl = TOOLS_BIN / "kubectl"
+        return f"""
+lsst-hub demo running: {self.url}
+
+  Log in as (user, password):
+{people}
+  Homes (kept across runs): {self.host_root}/gpfs/home/<user>
+  The cluster:  KUBECONFIG={self.kubeconfig} {kubectl} get pods -A -o wide
+  Logs:         {self.logs}/
+
+  Ctrl-C stops everything.
+"""
+
+    # -- stop ------------------------------------------------------------------------
+    @staticmethod
+    def _terminate(proc: subprocess.Popen[bytes] | None, what: str, grace: float) -> None:
+        if proc is None:
+            return
+        if proc.poll() is None:
+            log(f"stopping {what}")
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                log(f"{what} did not stop within {grace:.0f} s: killing it")
+        # Each service ran in its own session: its process group holds what it started
+        # (the proxy; the people's servers), and nothing else.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(10)
+
+    def stop(self) -> None:
+        self._terminate(self.hub, "JupyterHub (and the running servers)", 60)
+        self._terminate(self.cluster, "the devcluster", 30)
+        if self.slapd is not None:
+            log("stopping slapd")
+            self.slapd.stop()
+
+
+def main() -> int:
+    port = int(os.environ.get("DEMO_PORT") or 8000)
+    state = Path(os.environ.get("DEMO_STATE_DIR") or default_state_dir()).resolve()
+    exit_after_ready = os.environ.get("DEMO_EXIT_AFTER_READY", "") not in ("", "0")
+    demo = Demo(state, port)
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        demo.start()
+        if exit_after_ready:
+            session = demo.login("alice", PEOPLE["alice"][2])
+            home = session.get(f"{demo.url}/hub/home", timeout=30)
+            if home.status_code != 200 or not re.search(r"\balice\b", home.text):
+                raise DemoError(f"alice's hub home page answered {home.status_code}")
+            log("ready: logged in as alice over HTTP; exiting (DEMO_EXIT_AFTER_READY)")
+            return 0
+        print(demo.banner(), flush=True)
+        while not stopping.wait(1.0):
+            for proc, what in ((demo.hub, "JupyterHub"), (demo.cluster, "the devcluster")):
+                if proc is not None and proc.poll() is not None:
+                    raise DemoError(f"{what} exited with {proc.returncode}")
+        return 0
+    except DemoError as exc:
+        log(f"error: {exc}")
+        for name in ("jupyterhub.log", "devcluster.log"):
+            text = tail(demo.logs / name)
+            if text:
+                print(f"--- last lines of {demo.logs / name}\n{text}", file=sys.stderr)
+        return 1
+    finally:
+        demo.stop()
+        log("stopped")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

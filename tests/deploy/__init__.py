@@ -1,0 +1,1 @@
+"""Deployment artefacts: Helm values overlay, cluster RBAC, jupyterhub_config.py, demo."""
