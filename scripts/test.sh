@@ -2,6 +2,10 @@
 # Set up (apt, npm, pip: see scripts/setup.sh) and run every check: lint, format, types,
 # docs, and the test suite on both JupyterHub lines (6.x from PyPI, 5.5 as in the chart's
 # hub image). Exits non-zero if any step fails; every step runs regardless.
+#
+# The two test suites run side by side (they mostly wait on real servers, and every
+# fixture picks its own ports and directories); TEST_SERIAL=1 runs them one after the
+# other. Extra arguments go to both pytest runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SETUP_BROWSER=1 SETUP_JH5=1 bash scripts/setup.sh || exit 1
@@ -18,8 +22,31 @@ step ruff-lint   .venv/bin/ruff check .
 step ruff-format .venv/bin/ruff format --check .
 step mypy        .venv/bin/mypy
 step docs        .venv/bin/sphinx-build -q -W --keep-going -b html docs docs/_build/html
-step tests-jupyterhub-5 .venv-jh5/bin/python -m pytest -q -p no:cacheprovider "$@"
-step tests-jupyterhub-6 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+
+suites=(jupyterhub-5:.venv-jh5 jupyterhub-6:.venv)
+logs=$(mktemp -d)
+run_suite() {  # run_suite NAME VENV [pytest args]
+    local name=$1 venv=$2; shift 2
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@" > "$logs/$name.log" 2>&1
+}
+for s in "${suites[@]}"; do
+    name=${s%%:*}; venv=${s#*:}
+    echo "=== tests-$name: $venv/bin/python -m pytest $*"
+    if [ "${TEST_SERIAL:-0}" = 1 ]; then
+        run_suite "$name" "$venv" "$@"; echo $? > "$logs/$name.rc"
+    else
+        ( run_suite "$name" "$venv" "$@"; echo $? > "$logs/$name.rc" ) &
+
+    fi
+done
+wait
+for s in "${suites[@]}"; do
+    name=${s%%:*}
+    echo "=== tests-$name output"
+    cat "$logs/$name.log"
+    [ "$(cat "$logs/$name.rc" 2>/dev/null)" = 0 ] || failed+=("tests-$name")
+done
+rm -rf "$logs"
 
 if [ ${#failed[@]} -gt 0 ]; then
     echo "FAILED steps: ${failed[*]}"

@@ -11,8 +11,9 @@ Modules, one idea each:
 
 * :mod:`.store` objects, resourceVersion, watch fan-out;
 * :mod:`.registry` REST semantics (create/update/patch/delete, finalizers, grace);
-* :mod:`.api` HTTP routes (:mod:`.selectors`, :mod:`.patch`, :mod:`.errors`,
-  :mod:`.validation`, :mod:`.discovery`, :mod:`.tables`);
+* :mod:`.api` HTTP routes (:mod:`.selectors`, :mod:`.paging`, :mod:`.patch`,
+  :mod:`.errors`, :mod:`.validation`, :mod:`.discovery`, :mod:`.tables`);
+* :mod:`.controller` the wake-and-reconcile loop the controllers share;
 * :mod:`.scheduler` kube-scheduler-like filtering and scoring;
 * :mod:`.volumes` static PV/PVC binding; :mod:`.kubelet` noop and process runtimes;
 * :mod:`.metrics` the metrics.k8s.io API; :mod:`.rbac` optional authorization;

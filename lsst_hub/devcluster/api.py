@@ -9,7 +9,9 @@ Paths are parsed as the API server lays them out::
 ``GET`` is get, list or (``watch=true|1``) watch; ``POST`` create; ``PUT``
 update; ``PATCH`` merge, strategic-merge or JSON patch; ``DELETE`` delete (or
 deletecollection on a collection). List and watch take ``labelSelector`` and
-``fieldSelector``; watch takes ``resourceVersion`` and ``timeoutSeconds``.
+``fieldSelector``; list takes ``limit`` and ``continue`` (:mod:`.paging`); watch
+takes ``resourceVersion`` and ``timeoutSeconds``. A list without ``limit`` is
+one page in creation order (per namespace); a paged list is in key order.
 Errors are ``Status`` objects. ``kubectl get`` Table answers are served.
 
 Test-only endpoints (not RBAC-checked) live under ``/_devcluster/``: see
@@ -26,6 +28,7 @@ import datetime as dt
 import json
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,10 +39,11 @@ from . import resources as res
 from .errors import ApiError, bad_request, forbidden
 from .faults import Faults
 from .metrics import NODE_METRICS, POD_METRICS, metrics_entries
+from .paging import Page, list_page
 from .rbac import Authorizer, User
 from .registry import PODS, Registry, require
-from .selectors import parse_field_selector, parse_label_selector
-from .store import Entry, Watcher
+from .selectors import Matcher, parse_field_selector, parse_label_selector
+from .store import Entry, Watcher, storage_key
 
 if TYPE_CHECKING:
     from .kubelet import Kubelet
@@ -338,7 +342,9 @@ class ApiHandler:
             return web.Response(body=body, content_type=JSON)
         return _json_response(obj)
 
-    def _selected(self, request: web.Request, route: Route) -> Any:
+    @staticmethod
+    def _selectors(request: web.Request, route: Route) -> tuple[Matcher | None, str | None]:
+        """The list's label and field selectors as one matcher, and a spec.nodeName=X."""
         label = parse_label_selector(request.query.get("labelSelector"))
         field_text = request.query.get("fieldSelector")
         field = parse_field_selector(field_text)
@@ -348,31 +354,62 @@ class ApiHandler:
                 key, _, value = term.partition("=")
                 if key.strip() == "spec.nodeName" and value and not value.startswith("="):
                     node_name = value.strip()
+        if label is None or field is None:
+            return label or field, node_name
+        label_match, field_match = label, field
+        return (lambda obj: label_match(obj) and field_match(obj)), node_name
+
+    def _selected(self, request: web.Request, route: Route) -> Iterator[Entry]:
+        match, node_name = self._selectors(request, route)
         if route.resource in (NODE_METRICS, POD_METRICS):
             return (
                 e
                 for e in metrics_entries(
                     self.ctx.registry, self.ctx.scheduler, route.resource, route.namespace
                 )
-                if (label is None or label(e.obj)) and (field is None or field(e.obj))
+                if match is None or match(e.obj)
             )
-        return self.ctx.registry.list(route.resource, route.namespace, label, field, node_name)
+        return self.ctx.registry.list(route.resource, route.namespace, match, None, node_name)
+
+    def _page(self, request: web.Request, route: Route) -> Page | None:
+        """The page a ``limit``/``continue`` list asks for (None: not a paged list)."""
+        query = request.query
+        token = query.get("continue") or None
+        try:
+            limit = int(query.get("limit") or 0)
+        except ValueError as exc:
+            raise bad_request("limit must be an integer") from exc
+        if (limit <= 0 and token is None) or route.resource in (NODE_METRICS, POD_METRICS):
+            return None  # synthesised metrics are small and have no history: never paged
+        if token is not None and query.get("resourceVersion") not in (None, "", "0"):
+            raise bad_request("specifying resource version is not allowed when using continue")
+        match, node_name = self._selectors(request, route)
+        store = self.ctx.registry.store
+        candidates = None
+        if node_name is not None:
+            candidates = sorted(
+                storage_key(meta.get("namespace", ""), meta["name"])
+                for meta in (e.obj["metadata"] for e in store.pods_on_node(node_name))
+            )
+        namespace = route.namespace if route.resource.namespaced else None
+        return list_page(store, route.resource, namespace, limit, token, match, candidates)
 
     def _list(self, request: web.Request, route: Route) -> web.Response:
         r = route.resource
-        entries = list(self._selected(request, route))
-        rv = self.ctx.registry.store.rv
+        page = self._page(request, route)
+        if page is None:
+            page = Page(list(self._selected(request, route)), self.ctx.registry.store.rv)
+        meta = page.list_meta()
         if tables.wants_table(request.headers.get("Accept", "")):
-            return web.Response(body=tables.table(r, entries, rv), content_type=JSON)
-        head = (
-            b'{"kind":"%sList","apiVersion":"%s","metadata":{"resourceVersion":"%d"},"items":['
-            % (
-                r.kind.encode(),
-                r.api_version.encode(),
-                rv,
+            return web.Response(
+                body=tables.table(r, page.entries, page.rv, meta=meta), content_type=JSON
             )
+        head = b'{"kind":"%sList","apiVersion":"%s","metadata":%s,"items":[' % (
+            r.kind.encode(),
+            r.api_version.encode(),
+            json.dumps(meta, separators=(",", ":")).encode(),
         )
-        body = head + b",".join(e.raw for e in entries) + b"]}"
+        body = head + b",".join(e.raw for e in page.entries) + b"]}"
         return web.Response(body=body, content_type=JSON)
 
     async def _watch(self, request: web.Request, route: Route) -> web.StreamResponse:

@@ -217,10 +217,7 @@ class DevCluster:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
-        server = site._server
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1]
+        self.port = int(self._runner.addresses[0][1])  # the port bound for port 0
         self.ctx.address = f"127.0.0.1:{self.port}"
         self.write_kubeconfig(self.kubeconfig)
 

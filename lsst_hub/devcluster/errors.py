@@ -9,6 +9,7 @@ __all__ = [
     "already_exists",
     "bad_request",
     "conflict",
+    "expired_continue",
     "forbidden",
     "gone",
     "invalid",
@@ -18,13 +19,17 @@ __all__ = [
 
 
 def status_object(
-    code: int, reason: str, message: str, details: dict[str, Any] | None = None
+    code: int,
+    reason: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A ``Status`` failure object with the fields a real API server fills."""
     status: dict[str, Any] = {
         "kind": "Status",
         "apiVersion": "v1",
-        "metadata": {},
+        "metadata": dict(metadata or {}),
         "status": "Failure",
         "message": message,
         "reason": reason,
@@ -48,20 +53,28 @@ class ApiError(Exception):
         The human-readable message, worded as the real server words it.
     details
         The Status ``details`` (name, group, kind, causes).
+    metadata
+        The Status ``metadata`` (a ListMeta: ``continue`` on an expired list).
     """
 
     def __init__(
-        self, code: int, reason: str, message: str, details: dict[str, Any] | None = None
+        self,
+        code: int,
+        reason: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.reason = reason
         self.message = message
         self.details = details
+        self.metadata = metadata
 
     def status(self) -> dict[str, Any]:
         """The Status object to send."""
-        return status_object(self.code, self.reason, self.message, self.details)
+        return status_object(self.code, self.reason, self.message, self.details, self.metadata)
 
 
 def _details(plural: str, name: str, group: str) -> dict[str, Any]:
@@ -75,24 +88,21 @@ def _qualified(plural: str, group: str) -> str:
     return f"{plural}.{group}" if group else plural
 
 
+def _about(code: int, reason: str, plural: str, name: str, group: str, what: str) -> ApiError:
+    """An error about one named object: ``pods "x" <what>``."""
+    return ApiError(
+        code, reason, f'{_qualified(plural, group)} "{name}" {what}', _details(plural, name, group)
+    )
+
+
 def not_found(plural: str, name: str, group: str = "") -> ApiError:
     """404: ``pods "x" not found``."""
-    return ApiError(
-        404,
-        "NotFound",
-        f'{_qualified(plural, group)} "{name}" not found',
-        _details(plural, name, group),
-    )
+    return _about(404, "NotFound", plural, name, group, "not found")
 
 
 def already_exists(plural: str, name: str, group: str = "") -> ApiError:
     """409: ``pods "x" already exists``."""
-    return ApiError(
-        409,
-        "AlreadyExists",
-        f'{_qualified(plural, group)} "{name}" already exists',
-        _details(plural, name, group),
-    )
+    return _about(409, "AlreadyExists", plural, name, group, "already exists")
 
 
 def conflict(plural: str, name: str, group: str = "", why: str = "") -> ApiError:
@@ -138,6 +148,25 @@ def bad_request(message: str) -> ApiError:
 def gone(requested: int, oldest: int) -> ApiError:
     """410 Expired: a watch asked for history the server no longer keeps."""
     return ApiError(410, "Expired", f"too old resource version: {requested} ({oldest})")
+
+
+def expired_continue(fresh_token: str) -> ApiError:
+    """410 Expired: a list's continue token is older than the kept history.
+
+    Like the API server, the answer carries a token (``metadata.continue``) that
+    goes on with the rest of the list at the latest state, no longer consistent.
+    """
+    return ApiError(
+        410,
+        "Expired",
+        "The provided continue parameter is too old to display a consistent list result. "
+        "You can start a new list without the continue parameter, or use the continue "
+        "token in this response to retrieve the remainder of the results. Continuing with "
+        "the provided token results in an inconsistent list - objects that were created, "
+        "modified, or deleted between the time the first chunk was returned and now may "
+        "show up in the list.",
+        metadata={"continue": fresh_token},
+    )
 
 
 def forbidden(

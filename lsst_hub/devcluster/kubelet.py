@@ -61,6 +61,7 @@ import shutil
 import signal
 import socket
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,22 @@ def _container_id(pod_uid: str, name: str) -> str:
     return "containerd://" + hashlib.sha256(f"{pod_uid}/{name}".encode()).hexdigest()
 
 
+def _container_status(pod: Obj, container: Obj, *, ready: bool, state: Obj) -> Obj:
+    """A container status in ``state`` (running: started; terminated: not), no restarts."""
+    image = container.get("image", "")
+    return {
+        "name": container["name"],
+        "image": image,
+        "imageID": _image_id(image),
+        "containerID": _container_id(pod["metadata"]["uid"], container["name"]),
+        "ready": ready,
+        "started": "running" in state,
+        "restartCount": 0,
+        "state": state,
+        "lastState": {},
+    }
+
+
 def _condition(type_: str, status: bool, stamp: str) -> Obj:
     return {
         "type": type_,
@@ -92,6 +109,38 @@ def _condition(type_: str, status: bool, stamp: str) -> Obj:
         "lastProbeTime": None,
         "lastTransitionTime": stamp,
     }
+
+
+def _terminated_status(
+    pod: Obj, old: Obj, stamp: str, codes: dict[str, tuple[int, str, str]]
+) -> Obj:
+    """The status of a pod whose containers exited: ``codes`` maps name to (code, reason, msg)."""
+    statuses = []
+    for c in pod["spec"].get("containers", []):
+        code, reason, message = codes.get(c["name"], (0, "Completed", ""))
+        term: Obj = {
+            "exitCode": code,
+            "reason": reason,
+            "startedAt": old.get("startTime") or stamp,
+            "finishedAt": stamp,
+            "containerID": _container_id(pod["metadata"]["uid"], c["name"]),
+        }
+        if message:
+            term["message"] = message
+        statuses.append(_container_status(pod, c, ready=False, state={"terminated": term}))
+    failed = any(s["state"]["terminated"]["exitCode"] != 0 for s in statuses)
+    status = dict(old)
+    status.update(
+        phase="Failed" if failed else "Succeeded",
+        containerStatuses=statuses,
+        conditions=[
+            c
+            if c.get("type") not in ("Ready", "ContainersReady")
+            else dict(_condition(c["type"], False, stamp), reason="PodCompleted")
+            for c in old.get("conditions") or []
+        ],
+    )
+    return status
 
 
 def _argv(container: Obj) -> list[str]:
@@ -344,36 +393,46 @@ class Kubelet:
             self._event(pod, "Started", f"Started container {c['name']}", c["name"])
         self._write_running(key, pod_ip, {c["name"]: True for c in pod["spec"]["containers"]})
 
+    def _rewrite_status(self, key: tuple[str, str], build: Callable[[Obj, Obj, str], Obj]) -> None:
+        """Write ``build(pod, old_status, now)`` as the pod's status, if the pod still exists."""
+        pod = self.registry.store.get(PODS, *key)
+        if pod is not None:
+            self.registry.write_status(PODS, pod, build(pod, pod.get("status") or {}, now()))
+
     def _write_running(
         self, key: tuple[str, str], pod_ip: str, ready: dict[str, bool], started: str | None = None
     ) -> None:
-        pod = self.registry.store.get(PODS, *key)
-        if pod is None:
-            return
-        stamp = now()
-        old = pod.get("status") or {}
+        self._rewrite_status(
+            key,
+            lambda pod, old, stamp: self._running_status(pod, old, stamp, pod_ip, ready, started),
+        )
+
+    def _running_status(
+        self,
+        pod: Obj,
+        old: Obj,
+        stamp: str,
+        pod_ip: str,
+        ready: dict[str, bool],
+        started: str | None,
+    ) -> Obj:
         all_ready = all(ready.values())
         statuses = []
         for c in pod["spec"].get("containers", []):
             statuses.append(
-                {
-                    "name": c["name"],
-                    "image": c.get("image", ""),
-                    "imageID": _image_id(c.get("image", "")),
-                    "containerID": _container_id(pod["metadata"]["uid"], c["name"]),
-                    "ready": ready.get(c["name"], True),
-                    "started": True,
-                    "restartCount": 0,
-                    "state": {"running": {"startedAt": started or stamp}},
-                    "lastState": {},
-                }
+                _container_status(
+                    pod,
+                    c,
+                    ready=ready.get(c["name"], True),
+                    state={"running": {"startedAt": started or stamp}},
+                )
             )
         host_ip = self._host_ip(pod["spec"]["nodeName"])
         scheduled = next(
             (c for c in old.get("conditions") or [] if c.get("type") == "PodScheduled"),
             _condition("PodScheduled", True, stamp),
         )
-        status = {
+        return {
             "phase": "Running",
             "conditions": [
                 _condition("PodReadyToStartContainers", True, stamp),
@@ -390,7 +449,6 @@ class Kubelet:
             "containerStatuses": statuses,
             "qosClass": old.get("qosClass", "BestEffort"),
         }
-        self.registry.write_status(PODS, pod, status)
 
     # -- stopping ----------------------------------------------------------------
     def _begin_stop(self, key: tuple[str, str]) -> None:
@@ -533,50 +591,10 @@ class Kubelet:
     def _write_terminated(
         self, key: tuple[str, str], codes: dict[str, tuple[int, str, str]]
     ) -> None:
-        pod = self.registry.store.get(PODS, *key)
-        if pod is None:
-            return
-        stamp = now()
-        old = pod.get("status") or {}
-        statuses = []
-        for c in pod["spec"].get("containers", []):
-            code, reason, message = codes.get(c["name"], (0, "Completed", ""))
-            term: Obj = {
-                "exitCode": code,
-                "reason": reason,
-                "startedAt": old.get("startTime") or stamp,
-                "finishedAt": stamp,
-                "containerID": _container_id(pod["metadata"]["uid"], c["name"]),
-            }
-            if message:
-                term["message"] = message
-            statuses.append(
-                {
-                    "name": c["name"],
-                    "image": c.get("image", ""),
-                    "imageID": _image_id(c.get("image", "")),
-                    "containerID": term["containerID"],
-                    "ready": False,
-                    "started": False,
-                    "restartCount": 0,
-                    "state": {"terminated": term},
-                    "lastState": {},
-                }
-            )
-        failed = any(s["state"]["terminated"]["exitCode"] != 0 for s in statuses)
-        status = dict(old)
-        status.update(
-            phase="Failed" if failed else "Succeeded",
-            containerStatuses=statuses,
-            conditions=[
-                c
-                if c.get("type") not in ("Ready", "ContainersReady")
-                else dict(_condition(c["type"], False, stamp), reason="PodCompleted")
-                for c in old.get("conditions") or []
-            ],
-        )
         self._known.discard(key)
-        self.registry.write_status(PODS, pod, status)
+        self._rewrite_status(
+            key, lambda pod, old, stamp: _terminated_status(pod, old, stamp, codes)
+        )
 
     def _volume_dirs(self, pod: Obj) -> dict[str, Path]:
         """Host directory of every volume of the pod (created where the kubelet would)."""

@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from lsst_hub.placement.quantities import QuantityError, cpu_cores, memory_bytes
 
+from .controller import Controller
 from .registry import NODES, PODS, PVCS, TERMINAL, Registry, now
 from .store import Obj, WatchEvent
 
@@ -221,7 +221,7 @@ class PodNeeds:
         return reasons
 
 
-class Scheduler:
+class Scheduler(Controller):
     """Binds pending pods to nodes; see the module docstring.
 
     Parameters
@@ -232,23 +232,23 @@ class Scheduler:
         ``"least"`` (LeastAllocated, default) or ``"most"`` (MostAllocated).
     """
 
+    task_name = "scheduler"
+
     def __init__(self, registry: Registry, scoring: str = "least") -> None:
         if scoring not in ("least", "most"):
             raise ValueError(f"scoring must be 'least' or 'most', not {scoring!r}")
-        self.registry = registry
+        super().__init__(registry)
         self.scoring = scoring
         self.nodes: dict[str, NodeInfo] = {}
         self._ordered: list[NodeInfo] = []
         self._accounted: dict[tuple[str, str], tuple[str, int, int, int, int]] = {}
         self._pending: dict[tuple[str, str], None] = {}
         self._unschedulable: dict[tuple[str, str], str] = {}
-        self._wake = asyncio.Event()
         self._next_start = 0
-        self._task: asyncio.Task[None] | None = None
-        registry.store.listeners.append(self._on_event)
 
     # -- bookkeeping from events ---------------------------------------------------
-    def _on_event(self, event: WatchEvent) -> None:
+    def on_event(self, event: WatchEvent) -> None:
+        """Keep node usage and the pending queue up to date."""
         if event.resource is NODES:
             self._on_node(event)
         elif event.resource is PODS:
@@ -325,30 +325,16 @@ class Scheduler:
             self._wake.set()
 
     # -- the scheduling loop -----------------------------------------------------
-    def start(self) -> None:
-        """Start the scheduling task in the running loop."""
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="scheduler")
-
-    async def stop(self) -> None:
-        """Stop the scheduling task."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            done = 0
-            while self._pending:
-                key = next(iter(self._pending))
-                del self._pending[key]
-                self.schedule_one(key)
-                done += 1
-                if done % 100 == 0:
-                    await asyncio.sleep(0)  # let the API answer between batches
+    async def run_pass(self) -> None:
+        """Try every pending pod once."""
+        done = 0
+        while self._pending:
+            key = next(iter(self._pending))
+            del self._pending[key]
+            self.schedule_one(key)
+            done += 1
+            if done % 100 == 0:
+                await asyncio.sleep(0)  # let the API answer between batches
 
     def _feasible_to_find(self) -> int:
         n = len(self._ordered)

@@ -61,6 +61,28 @@ def _label_requirement(expr: str) -> Callable[[Mapping[str, str]], bool]:
     raise bad_request(f"unable to parse requirement: {expr.strip()!r}")
 
 
+def _conjunction(
+    text: str | None,
+    parse: Callable[[str], list[Callable[[Any], bool]]],
+    view: Callable[[Mapping[str, Any]], Any],
+) -> Matcher | None:
+    """A matcher true when every parsed term holds for ``view(obj)``; None for no terms."""
+    if not text or not text.strip():
+        return None
+    terms = parse(text)
+
+    def match(obj: Mapping[str, Any]) -> bool:
+        seen = view(obj)
+        return all(term(seen) for term in terms)
+
+    return match
+
+
+def _labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
+    labels: Mapping[str, str] = obj.get("metadata", {}).get("labels") or {}
+    return labels
+
+
 def parse_label_selector(text: str | None) -> Matcher | None:
     """Compile a label selector; None when there is nothing to filter.
 
@@ -69,15 +91,9 @@ def parse_label_selector(text: str | None) -> Matcher | None:
     ApiError
         400 BadRequest for a selector that does not parse.
     """
-    if not text or not text.strip():
-        return None
-    requirements = [_label_requirement(e) for e in _split_top_level(text)]
-
-    def match(obj: Mapping[str, Any]) -> bool:
-        labels = obj.get("metadata", {}).get("labels") or {}
-        return all(r(labels) for r in requirements)
-
-    return match
+    return _conjunction(
+        text, lambda t: [_label_requirement(e) for e in _split_top_level(t)], _labels
+    )
 
 
 def field_value(obj: Mapping[str, Any], path: str) -> str:
@@ -94,6 +110,22 @@ def field_value(obj: Mapping[str, Any], path: str) -> str:
     return str(value)
 
 
+def _field_terms(text: str) -> list[Callable[[Any], bool]]:
+    terms: list[Callable[[Any], bool]] = []
+    for expr in text.split(","):
+        if not expr.strip():
+            continue
+        m = _EQ_EXPR.match(expr)
+        if m is None:
+            raise bad_request(f"invalid selector: '{text}'; can't understand '{expr}'")
+        terms.append(_field_term(m["key"], m["op"] != "!=", m["value"]))
+    return terms
+
+
+def _field_term(key: str, equal: bool, value: str) -> Callable[[Any], bool]:
+    return lambda obj: (field_value(obj, key) == value) == equal
+
+
 def parse_field_selector(text: str | None) -> Matcher | None:
     """Compile a field selector; None when there is nothing to filter.
 
@@ -102,18 +134,4 @@ def parse_field_selector(text: str | None) -> Matcher | None:
     ApiError
         400 BadRequest for a selector that does not parse.
     """
-    if not text or not text.strip():
-        return None
-    terms: list[tuple[str, bool, str]] = []
-    for expr in text.split(","):
-        if not expr.strip():
-            continue
-        m = _EQ_EXPR.match(expr)
-        if m is None:
-            raise bad_request(f"invalid selector: '{text}'; can't understand '{expr}'")
-        terms.append((m["key"], m["op"] != "!=", m["value"]))
-
-    def match(obj: Mapping[str, Any]) -> bool:
-        return all((field_value(obj, k) == v) == eq for k, eq, v in terms)
-
-    return match
+    return _conjunction(text, _field_terms, lambda obj: obj)

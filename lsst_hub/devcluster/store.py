@@ -7,12 +7,20 @@ watchers do not re-encode the same object.
 
 Each resource type keeps a bounded window of its recent events; a watch that
 asks to resume from a resourceVersion older than the window gets 410 Gone, as
-from a real API server whose watch cache has moved on.
+from a real API server whose watch cache has moved on. The same window lets a
+paged list (:mod:`.paging`) see the objects as they were at the resourceVersion
+of its first page: the events since then are undone over the current objects.
+
+Objects are ordered by their storage key (``NAMESPACE/NAME``, or ``NAME`` for
+cluster-scoped kinds) as etcd orders them; that sorted index of a type is built
+the first time a paged list asks for it and kept up to date from then on, so a
+cluster that is never listed page by page pays nothing for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -24,7 +32,7 @@ from .errors import gone
 from .resources import ResourceType
 from .selectors import Matcher
 
-__all__ = ["Entry", "Store", "WatchEvent", "Watcher", "clone"]
+__all__ = ["Entry", "Store", "WatchEvent", "Watcher", "clone", "storage_key"]
 
 Obj = dict[str, Any]
 
@@ -33,6 +41,11 @@ def clone(obj: Obj) -> Obj:
     """A deep copy of a JSON object (faster than :func:`copy.deepcopy` for JSON)."""
     result: Obj = json.loads(json.dumps(obj))
     return result
+
+
+def storage_key(namespace: str, name: str) -> str:
+    """An object's key in the store's order: ``NAMESPACE/NAME``, or ``NAME`` (cluster-scoped)."""
+    return f"{namespace}/{name}" if namespace else name
 
 
 class Entry:
@@ -126,6 +139,7 @@ class Store:
         self._compacted: dict[str, int] = {}
         self._watchers: dict[str, set[Watcher]] = {}
         self._pods_by_node: dict[str, dict[tuple[str, str], Entry]] = {}
+        self._sorted: dict[str, list[str]] = {}
         self.listeners: list[Callable[[WatchEvent], None]] = []
 
     # -- reads ---------------------------------------------------------------
@@ -156,6 +170,43 @@ class Store:
         """Entries of the pods bound to ``node`` (an index, not a scan)."""
         yield from list(self._pods_by_node.get(node, {}).values())
 
+    def get_by_key(self, resource: ResourceType, key: str) -> Entry | None:
+        """The entry stored under a :func:`storage_key`, or None."""
+        namespace, _, name = key.rpartition("/")
+        return self.get_entry(resource, namespace, name)
+
+    def sorted_keys(self, resource: ResourceType) -> list[str]:
+        """The storage keys of a type in key order (the caller must not change the list)."""
+        keys = self._sorted.get(resource.key)
+        if keys is None:
+            keys = self._sorted[resource.key] = sorted(
+                storage_key(ns, name)
+                for ns, objs in self._objects.get(resource.key, {}).items()
+                for name in objs
+            )
+        return keys
+
+    def state_at(self, resource: ResourceType, rv: int) -> dict[str, Entry | None] | None:
+        """The objects of a type changed after ``rv``, as they were at ``rv``.
+
+        Returns
+        -------
+        dict or None
+            Storage key to the entry at ``rv`` (None: the object did not exist
+            then); None when events after ``rv`` have left the history window.
+        """
+        if rv < self._compacted.get(resource.key, 0):
+            return None
+        before: dict[str, Entry | None] = {}
+        # Newest first: the last value written for a key is its oldest change's "before".
+        for event in reversed(self._history.get(resource.key, ())):
+            if event.rv <= rv:
+                break
+            meta = event.obj["metadata"]
+            key = storage_key(meta.get("namespace", ""), meta["name"])
+            before[key] = Entry(event.old) if event.old is not None else None
+        return before
+
     def namespaces_in_use(self, resource: ResourceType) -> list[str]:
         """Namespaces holding at least one object of a type."""
         return [ns for ns, objs in self._objects.get(resource.key, {}).items() if objs]
@@ -184,6 +235,8 @@ class Store:
         space[name] = entry
         if resource.key == "/pods":
             self._index_pod((namespace, name), previous.obj if previous else None, entry)
+        if previous is None and resource.key in self._sorted:
+            bisect.insort(self._sorted[resource.key], storage_key(namespace, name))
         old = previous.obj if previous else None
         self._emit(WatchEvent(self.rv, "MODIFIED" if previous else "ADDED", resource, entry, old))
         return obj
@@ -196,6 +249,9 @@ class Store:
             return None
         if resource.key == "/pods":
             self._index_pod((namespace, name), previous.obj, None)
+        keys = self._sorted.get(resource.key)
+        if keys is not None:
+            del keys[bisect.bisect_left(keys, storage_key(namespace, name))]
         self.rv += 1
         final = dict(previous.obj)
         final["metadata"] = dict(final["metadata"], resourceVersion=str(self.rv))

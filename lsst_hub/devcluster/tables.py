@@ -106,34 +106,25 @@ def _event_row(event: Obj) -> list[Any]:
     ]
 
 
+# The printer columns per kind; every other kind gets NAME and AGE.
+_COLUMNS: dict[str, tuple[str, ...]] = {
+    "/pods": ("Name", "Ready", "Status", "Restarts", "Age", "IP", "Node"),
+    "/nodes": ("Name", "Status", "Roles", "Age", "Version"),
+    "/events": ("Last Seen", "Type", "Reason", "Object", "Message"),
+}
+_INTEGER_COLUMNS = frozenset({"Restarts"})
+_WIDE_COLUMNS = frozenset({"IP", "Node"})  # priority 1: shown with ``-o wide`` only
+
+
 def _columns(resource: ResourceType) -> list[Obj]:
-    if resource.key == "/pods":
-        return [
-            _column("Name"),
-            _column("Ready"),
-            _column("Status"),
-            _column("Restarts", "integer"),
-            _column("Age"),
-            _column("IP", priority=1),
-            _column("Node", priority=1),
-        ]
-    if resource.key == "/nodes":
-        return [
-            _column("Name"),
-            _column("Status"),
-            _column("Roles"),
-            _column("Age"),
-            _column("Version"),
-        ]
-    if resource.key == "/events":
-        return [
-            _column("Last Seen"),
-            _column("Type"),
-            _column("Reason"),
-            _column("Object"),
-            _column("Message"),
-        ]
-    return [_column("Name"), _column("Age")]
+    return [
+        _column(
+            name,
+            "integer" if name in _INTEGER_COLUMNS else "string",
+            1 if name in _WIDE_COLUMNS else 0,
+        )
+        for name in _COLUMNS.get(resource.key, ("Name", "Age"))
+    ]
 
 
 def _row(resource: ResourceType, obj: Obj) -> list[Any]:
@@ -146,12 +137,21 @@ def _row(resource: ResourceType, obj: Obj) -> list[Any]:
     return [obj["metadata"]["name"], _age(obj["metadata"].get("creationTimestamp"))]
 
 
-def table(resource: ResourceType, entries: list[Any], rv: int, with_columns: bool = True) -> bytes:
-    """A Table of ``entries`` (store entries with ``.obj`` and ``.raw``) as JSON bytes."""
+def table(
+    resource: ResourceType,
+    entries: list[Any],
+    rv: int,
+    with_columns: bool = True,
+    meta: Obj | None = None,
+) -> bytes:
+    """A Table of ``entries`` (store entries with ``.obj`` and ``.raw``) as JSON bytes.
+
+    ``meta`` is the ListMeta to send (a paged list's ``continue``), else just ``rv``.
+    """
     head = {
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
-        "metadata": {"resourceVersion": str(rv)},
+        "metadata": meta if meta is not None else {"resourceVersion": str(rv)},
         "columnDefinitions": _columns(resource) if with_columns else [],
     }
     rows = [

@@ -17,11 +17,9 @@ Dynamic provisioning and the ``pvc-protection`` finalizer are not simulated.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 from lsst_hub.placement.quantities import QuantityError, memory_bytes
 
+from .controller import Controller
 from .registry import PVCS, PVS, Registry
 from .store import Obj, WatchEvent, clone
 
@@ -65,37 +63,23 @@ def _claim_ref_matches(pv: Obj, pvc: Obj) -> bool | None:
     return not ref.get("uid") or ref["uid"] == meta.get("uid")
 
 
-class VolumeBinder:
+class VolumeBinder(Controller):
     """Binds PVCs to static PVs and releases PVs whose claim is gone."""
 
-    def __init__(self, registry: Registry) -> None:
-        self.registry = registry
-        self._wake = asyncio.Event()
-        self._warned: dict[tuple[str, str], str] = {}
-        self._task: asyncio.Task[None] | None = None
-        registry.store.listeners.append(self._on_event)
+    task_name = "pv-binder"
 
-    def _on_event(self, event: WatchEvent) -> None:
+    def __init__(self, registry: Registry) -> None:
+        super().__init__(registry)
+        self._warned: dict[tuple[str, str], str] = {}
+
+    def on_event(self, event: WatchEvent) -> None:
+        """Wake on any change to a PV or a PVC."""
         if event.resource is PVS or event.resource is PVCS:
             self._wake.set()
 
-    def start(self) -> None:
-        """Start the controller task in the running loop."""
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="pv-binder")
-
-    async def stop(self) -> None:
-        """Stop the controller task."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            self.reconcile()
+    async def run_pass(self) -> None:
+        """Reconcile every claim and volume."""
+        self.reconcile()
 
     def reconcile(self) -> None:
         """One pass over every claim and volume."""

@@ -38,6 +38,36 @@ def pod(
     return body
 
 
+def pv(name: str, size: str = "10Gi", claim: dict[str, str] | None = None, **spec: Any) -> Any:
+    """A static RWX PersistentVolume on hostPath /gpfs/home/NAME (``spec`` overrides)."""
+    body: dict[str, Any] = {
+        "metadata": {"name": name},
+        "spec": {
+            "capacity": {"storage": size},
+            "accessModes": ["ReadWriteMany"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": "",
+            "hostPath": {"path": f"/gpfs/home/{name}"},
+            **spec,
+        },
+    }
+    if claim:
+        body["spec"]["claimRef"] = claim
+    return body
+
+
+def pvc(name: str, volume: str | None = None, size: str = "1Gi") -> Any:
+    """A RWX claim without storage class, naming ``volume`` if given."""
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteMany"],
+        "resources": {"requests": {"storage": size}},
+        "storageClassName": "",
+    }
+    if volume:
+        spec["volumeName"] = volume
+    return {"metadata": {"name": name}, "spec": spec}
+
+
 async def eventually(
     check: Callable[[], Awaitable[Any]], within: float = 20.0, interval: float = 0.02
 ) -> Any:

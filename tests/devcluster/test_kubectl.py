@@ -136,3 +136,23 @@ def test_reapplying_a_service_merges_ports_by_port(
     run(kubectl, cluster, "apply", "-f", str(manifest))
     svc = json.loads(run(kubectl, cluster, "get", "service", "web", "-o", "json").stdout)
     assert [(p["port"], p["targetPort"]) for p in svc["spec"]["ports"]] == [(80, 8080), (443, 9443)]
+
+
+def test_get_pods_in_chunks_lists_every_pod(
+    kubectl: Path, cluster: DevCluster, tmp_path: Path
+) -> None:
+    names = ["p5", "p1", "p4", "p2", "p3"]
+    manifest = tmp_path / "pods.yaml"
+    manifest.write_text(
+        "\n---\n".join(POD_YAML.replace("name: web", f"name: {n}", 1) for n in names)
+    )
+    run(kubectl, cluster, "apply", "-f", str(manifest))
+    # -v=6 logs each request: the list really goes in pages of two
+    table = run(kubectl, cluster, "get", "pods", "--chunk-size=2", "-v=6")
+    assert [line.split()[0] for line in table.stdout.splitlines()[1:]] == sorted(names)
+    assert table.stderr.count("limit=2") == 3
+    assert table.stderr.count("continue=") == 2
+    as_json = json.loads(
+        run(kubectl, cluster, "get", "pods", "--chunk-size=2", "-o", "json").stdout
+    )
+    assert [i["metadata"]["name"] for i in as_json["items"]] == sorted(names)

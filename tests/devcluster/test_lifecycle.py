@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from kubernetes_asyncio import client
 
 from lsst_hub.devcluster import DevCluster
 
-from .helpers import eventually, gone, pod, pod_phase, raw
+from .helpers import eventually, gone, pod, pod_phase, pv, pvc, raw
 
 
 async def running(core: client.CoreV1Api, name: str) -> bool:
@@ -48,12 +49,10 @@ async def test_finalizers_hold_deletion_until_removed(kube_api: Any) -> None:
     held = await core.read_namespaced_config_map("held", "default")
     assert held.metadata.deletion_timestamp is not None
     await core.patch_namespaced_config_map("held", "default", {"metadata": {"finalizers": None}})
-    try:
+    # the object is gone once its finalizers are removed
+    with pytest.raises(client.ApiException) as info:
         await core.read_namespaced_config_map("held", "default")
-    except client.ApiException as exc:
-        assert exc.status == 404
-    else:
-        raise AssertionError("object should be gone once finalizers are removed")
+    assert info.value.status == 404
 
 
 async def test_pod_with_finalizer_stays_after_kubelet_stopped_it(kube_api: Any) -> None:
@@ -76,14 +75,11 @@ async def test_pod_with_finalizer_stays_after_kubelet_stopped_it(kube_api: Any) 
 async def test_delete_preconditions_conflict(kube_api: Any) -> None:
     core = client.CoreV1Api(kube_api)
     await core.create_namespaced_config_map("default", {"metadata": {"name": "pre"}})
-    try:
+    with pytest.raises(client.ApiException) as info:
         await core.delete_namespaced_config_map(
             "pre", "default", body=client.V1DeleteOptions(preconditions={"uid": "not-the-uid"})
         )
-    except client.ApiException as exc:
-        assert exc.status == 409
-    else:
-        raise AssertionError("expected 409")
+    assert info.value.status == 409
 
 
 async def test_deleting_a_namespace_deletes_its_objects(kube_api: Any) -> None:
@@ -94,34 +90,6 @@ async def test_deleting_a_namespace_deletes_its_objects(kube_api: Any) -> None:
     assert (await core.list_namespaced_config_map("temp")).items == []
     names = {n.metadata.name for n in (await core.list_namespace()).items}
     assert "temp" not in names
-
-
-def pv(name: str, size: str = "10Gi", claim: dict[str, str] | None = None, **spec: Any) -> Any:
-    body: dict[str, Any] = {
-        "metadata": {"name": name},
-        "spec": {
-            "capacity": {"storage": size},
-            "accessModes": ["ReadWriteMany"],
-            "persistentVolumeReclaimPolicy": "Retain",
-            "storageClassName": "",
-            "hostPath": {"path": f"/gpfs/home/{name}"},
-            **spec,
-        },
-    }
-    if claim:
-        body["spec"]["claimRef"] = claim
-    return body
-
-
-def pvc(name: str, volume: str | None = None, size: str = "1Gi") -> Any:
-    spec: dict[str, Any] = {
-        "accessModes": ["ReadWriteMany"],
-        "resources": {"requests": {"storage": size}},
-        "storageClassName": "",
-    }
-    if volume:
-        spec["volumeName"] = volume
-    return {"metadata": {"name": name}, "spec": spec}
 
 
 async def phase(read: Any, *args: str) -> str:
@@ -150,6 +118,14 @@ async def test_pvc_binds_to_named_pv_and_both_are_bound(kube_api: Any) -> None:
     assert claim.status.capacity == {"storage": "10Gi"}
 
 
+async def failed_binding_events(core: client.CoreV1Api, claim: str) -> list[Any]:
+    """The claim's FailedBinding events."""
+    events = await core.list_namespaced_event(
+        "default", field_selector=f"involvedObject.name={claim},reason=FailedBinding"
+    )
+    return list(events.items)
+
+
 async def _eq(value: Any, expected: str) -> bool:
     return bool(await value == expected)
 
@@ -160,14 +136,7 @@ async def test_pvc_naming_a_pv_claimed_by_another_stays_pending_with_event(
     core = client.CoreV1Api(kube_api)
     await core.create_persistent_volume(pv("home-bob", claim={"namespace": "default", "name": "x"}))
     await core.create_namespaced_persistent_volume_claim("default", pvc("thief", "home-bob"))
-
-    async def failed_binding() -> list[Any]:
-        events = await core.list_namespaced_event(
-            "default", field_selector="involvedObject.name=thief,reason=FailedBinding"
-        )
-        return list(events.items)
-
-    events = await eventually(failed_binding)
+    events = await eventually(lambda: failed_binding_events(core, "thief"))
     assert events[0].message == 'volume "home-bob" already bound to a different claim.'
     assert events[0].type == "Warning"
     claim = await core.read_namespaced_persistent_volume_claim("thief", "default")
@@ -178,14 +147,7 @@ async def test_pvc_too_big_for_pv_stays_pending(kube_api: Any) -> None:
     core = client.CoreV1Api(kube_api)
     await core.create_persistent_volume(pv("small", size="1Gi"))
     await core.create_namespaced_persistent_volume_claim("default", pvc("big", "small", "5Gi"))
-
-    async def failed_binding() -> list[Any]:
-        events = await core.list_namespaced_event(
-            "default", field_selector="involvedObject.name=big,reason=FailedBinding"
-        )
-        return list(events.items)
-
-    events = await eventually(failed_binding)
+    events = await eventually(lambda: failed_binding_events(core, "big"))
     assert events[0].message == 'Cannot bind to requested volume "small": requested PV is too small'
 
 

@@ -15,7 +15,7 @@ from kubernetes_asyncio import client
 
 from lsst_hub.devcluster import DevCluster
 
-from .helpers import eventually, gone
+from .helpers import eventually, gone, pv, pvc
 
 SERVER = """
 import http.server, os, signal, sys
@@ -175,27 +175,10 @@ async def test_runs_as_pod_uid_gid_in_the_mapped_home(cluster: DevCluster, tmp_p
     async with cluster.api_client() as api:
         core = client.CoreV1Api(api)
         await core.create_persistent_volume(
-            {
-                "metadata": {"name": "home-alice"},
-                "spec": {
-                    "capacity": {"storage": "1Gi"},
-                    "accessModes": ["ReadWriteMany"],
-                    "storageClassName": "",
-                    "hostPath": {"path": "/gpfs/home/alice", "type": "Directory"},
-                },
-            }
+            pv("home-alice", "1Gi", hostPath={"path": "/gpfs/home/alice", "type": "Directory"})
         )
         await core.create_namespaced_persistent_volume_claim(
-            "default",
-            {
-                "metadata": {"name": "home-alice"},
-                "spec": {
-                    "accessModes": ["ReadWriteMany"],
-                    "storageClassName": "",
-                    "volumeName": "home-alice",
-                    "resources": {"requests": {"storage": "1Gi"}},
-                },
-            },
+            "default", pvc("home-alice", "home-alice", "1Gi")
         )
         await core.create_namespaced_pod("default", body)
 

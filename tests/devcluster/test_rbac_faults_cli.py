@@ -25,6 +25,15 @@ ROLE = {
 }
 
 
+def hub_binding(name: str, role_kind: str, role: str) -> dict[str, Any]:
+    """A (Cluster)RoleBinding of ``role`` to the ServiceAccount default/hub."""
+    return {
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role},
+        "subjects": [{"kind": "ServiceAccount", "name": "hub", "namespace": "default"}],
+    }
+
+
 async def rbac_cluster(make_devcluster: Any) -> tuple[DevCluster, str]:
     cluster: DevCluster = await make_devcluster(nodes=1, rbac=True)
     async with cluster.api_client() as api:
@@ -33,16 +42,7 @@ async def rbac_cluster(make_devcluster: Any) -> tuple[DevCluster, str]:
         await core.create_namespaced_service_account("default", {"metadata": {"name": "hub"}})
         await rbac.create_namespaced_role("default", ROLE)
         await rbac.create_namespaced_role_binding(
-            "default",
-            {
-                "metadata": {"name": "hub-spawner"},
-                "roleRef": {
-                    "apiGroup": "rbac.authorization.k8s.io",
-                    "kind": "Role",
-                    "name": "spawner",
-                },
-                "subjects": [{"kind": "ServiceAccount", "name": "hub", "namespace": "default"}],
-            },
+            "default", hub_binding("hub-spawner", "Role", "spawner")
         )
         # the real TokenRequest API mints the ServiceAccount's token
         request = await core.create_namespaced_service_account_token(
@@ -113,15 +113,7 @@ async def test_rbac_cluster_role_binding_and_unknown_token(make_devcluster: Any)
             }
         )
         await rbac.create_cluster_role_binding(
-            {
-                "metadata": {"name": "hub-nodes"},
-                "roleRef": {
-                    "apiGroup": "rbac.authorization.k8s.io",
-                    "kind": "ClusterRole",
-                    "name": "node-reader",
-                },
-                "subjects": [{"kind": "ServiceAccount", "name": "hub", "namespace": "default"}],
-            }
+            hub_binding("hub-nodes", "ClusterRole", "node-reader")
         )
     async with cluster.api_client(token) as api:
         assert len((await client.CoreV1Api(api).list_node()).items) == 1
