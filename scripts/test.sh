@@ -36,7 +36,6 @@ for s in "${suites[@]}"; do
         run_suite "$name" "$venv" "$@"; echo $? > "$logs/$name.rc"
     else
         ( run_suite "$name" "$venv" "$@"; echo $? > "$logs/$name.rc" ) &
-
     fi
 done
 wait
