@@ -38,6 +38,20 @@ def env_bool(name: str, default: bool) -> bool:
     raise ValueError(f"{name}={value!r}: use true or false")
 
 
+def env_given(name: str) -> str | None:
+    """The variable's stripped value if it is set at all (even empty), else None."""
+    value = os.environ.get(name)
+    return None if value is None else value.strip()
+
+
+def env_templates(name: str) -> str | list[str]:
+    """One DN template, or several separated by ``|`` or newlines (DNs hold commas)."""
+    templates = [t.strip() for t in env(name).replace("\n", "|").split("|") if t.strip()]
+    if len(templates) > 1:
+        return templates
+    return templates[0] if templates else ""
+
+
 def env_secret(name: str, file_name: str) -> str:
     """The contents of the file named by ``file_name`` if set, else ``name`` itself."""
     path = env(file_name)
@@ -68,8 +82,11 @@ c.Authenticator.auth_refresh_age = int(env("LSST_HUB_AUTH_REFRESH_AGE", "900"))
 # -- Sessions ---------------------------------------------------------------------
 # Logging out stops the user's server: the pod is deleted, the home stays.
 c.JupyterHub.shutdown_on_logout = True
-# Stopping the hub leaves running servers alone (a restart must not end sessions),
-# unless LSST_HUB_CLEANUP_SERVERS is true (the local demo sets it).
+# Stopping the hub leaves running servers alone, as in Zero to JupyterHub: a hub
+# restart (upgrade, crash, rescheduled hub pod) must not end everyone's session; the
+# restarted hub finds the pods again from its database. LSST_HUB_CLEANUP_SERVERS=true
+# makes stopping the hub stop every server (the local demo sets it, so Ctrl-C leaves
+# no pod behind).
 c.JupyterHub.cleanup_servers = env_bool("LSST_HUB_CLEANUP_SERVERS", False)
 if env("LSST_HUB_BIND_URL"):
     c.JupyterHub.bind_url = env("LSST_HUB_BIND_URL")
@@ -86,15 +103,38 @@ if not c.LDAPAuthenticator.server_urls:
 c.LDAPAuthenticator.starttls = env_bool("LSST_HUB_LDAP_STARTTLS", True)
 if env("LSST_HUB_LDAP_CA_FILE"):
     c.LDAPAuthenticator.tls_ca_file = env("LSST_HUB_LDAP_CA_FILE")
+# Seconds one login may take in all (every server, bind and search).
+if env("LSST_HUB_LDAP_LOGIN_TIMEOUT"):
+    c.LDAPAuthenticator.login_timeout = float(env("LSST_HUB_LDAP_LOGIN_TIMEOUT"))
 # Either bind directly with a DN template, or search for the user's DN with a
-# read-only service account (which is also used to read groups).
-c.LDAPAuthenticator.bind_dn_template = env("LSST_HUB_LDAP_BIND_DN_TEMPLATE")
+# read-only service account (which is also used to read groups). Several templates
+# are separated by "|" or newlines, since DNs contain commas; a username belongs to
+# the entry of the first template whose DN exists.
+c.LDAPAuthenticator.bind_dn_template = env_templates("LSST_HUB_LDAP_BIND_DN_TEMPLATE")
 c.LDAPAuthenticator.search_bind_dn = env("LSST_HUB_LDAP_SEARCH_BIND_DN")
 c.LDAPAuthenticator.search_bind_password = env_secret(
     "LSST_HUB_LDAP_SEARCH_PASSWORD", "LSST_HUB_LDAP_SEARCH_PASSWORD_FILE"
 )
 c.LDAPAuthenticator.user_search_base = env("LSST_HUB_LDAP_USER_SEARCH_BASE")
 c.LDAPAuthenticator.group_search_base = env("LSST_HUB_LDAP_GROUP_SEARCH_BASE")
+# Attribute names, for directories that do not use the RFC 2307 ones (e.g. Active
+# Directory: sAMAccountName, unixHomeDirectory). Set only when the variable is set;
+# an empty value means "none" where the trait allows it (e-mail, display name, group
+# gid). The display name is a list of attributes tried in order.
+for variable, trait in [
+    ("LSST_HUB_LDAP_UID_ATTRIBUTE", "uid_attribute"),
+    ("LSST_HUB_LDAP_UID_NUMBER_ATTRIBUTE", "uid_number_attribute"),
+    ("LSST_HUB_LDAP_GID_NUMBER_ATTRIBUTE", "gid_number_attribute"),
+    ("LSST_HUB_LDAP_HOME_DIRECTORY_ATTRIBUTE", "home_directory_attribute"),
+    ("LSST_HUB_LDAP_EMAIL_ATTRIBUTE", "email_attribute"),
+    ("LSST_HUB_LDAP_GROUP_NAME_ATTRIBUTE", "group_name_attribute"),
+    ("LSST_HUB_LDAP_GROUP_GID_ATTRIBUTE", "group_gid_attribute"),
+]:
+    value = env_given(variable)
+    if value is not None:
+        c.LDAPAuthenticator[trait] = value
+if env_given("LSST_HUB_LDAP_DISPLAY_NAME_ATTRIBUTE") is not None:
+    c.LDAPAuthenticator.display_name_attribute = env_list("LSST_HUB_LDAP_DISPLAY_NAME_ATTRIBUTE")
 # Who may log in, and who is admin, by directory group (cn).
 c.LDAPAuthenticator.allowed_groups = set(env_list("LSST_HUB_ALLOWED_GROUPS"))
 c.LDAPAuthenticator.admin_groups = set(env_list("LSST_HUB_ADMIN_GROUPS"))
@@ -103,6 +143,9 @@ c.LDAPAuthenticator.admin_groups = set(env_list("LSST_HUB_ADMIN_GROUPS"))
 # The spawner talks to the API server with the in-cluster service account, or with
 # the file named by KUBECONFIG outside a cluster.
 c.LSSTSpawner.namespace = env("LSST_HUB_NAMESPACE", env("POD_NAMESPACE", "jupyterhub"))
+if env("LSST_HUB_HUB_INSTANCE"):
+    # This hub's name on its pods (label lsst-hub/instance): one per hub in a namespace.
+    c.LSSTSpawner.hub_instance = env("LSST_HUB_HUB_INSTANCE")
 c.LSSTSpawner.image = env("LSST_HUB_IMAGE", "quay.io/jupyter/scipy-notebook:latest")
 if env("LSST_HUB_SINGLEUSER_CMD"):
     c.LSSTSpawner.cmd = shlex.split(env("LSST_HUB_SINGLEUSER_CMD"))
@@ -150,15 +193,15 @@ if cull_timeout > 0:
         }
     )
 
-# The orphan-pod service deletes, at hub start and then every few minutes, this hub's
-# notebook pods whose server the hub does not know (after a crash or a restored
-# database). It reads the hub's users and servers; it never touches homes.
-if env_bool("LSST_HUB_ORPHAN_SERVICE", True):
-    from lsst_hub.spawner.reconcile_service import service_config
-
-    orphans = service_config(namespace=str(c.LSSTSpawner.namespace))
-    services.append(orphans["service"])
-    roles.append(orphans["role"])
-
 c.JupyterHub.services = services
 c.JupyterHub.load_roles = roles
+
+# The orphan-pod service deletes, at hub start and then every few minutes, this hub's
+# notebook pods whose server the hub does not know (after a crash or a restored
+# database). It reads the hub's users and servers; it never touches homes. It looks
+# where the spawner puts pods: c.LSSTSpawner.namespace and hub_instance, read from
+# the lines above (set them before this point).
+if env_bool("LSST_HUB_ORPHAN_SERVICE", True):
+    from lsst_hub.spawner.reconcile_service import configure_service
+
+    configure_service(c)

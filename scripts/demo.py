@@ -33,6 +33,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import stat
@@ -298,33 +299,22 @@ class Demo:
             LSST_HUB_MEM_GUARANTEE="512M",
             LSST_HUB_HOME_ROOTS="/gpfs/home",
             LSST_HUB_START_TIMEOUT="120",
-            # Stopping the demo stops the servers: their pods are deleted, homes kept.
+            # The venv's jupyterhub-singleuser, which the people's uids can run. KubeSpawner
+            # puts it in the container's args; the devcluster's process runtime runs the
+            # args of a container without a command (as the image's init would).
+            LSST_HUB_SINGLEUSER_CMD=shlex.join(singleuser_command()),
+            # A site's hub leaves servers running when it stops (cleanup_servers False,
+            # so a restart keeps the sessions); the demo wants a clean slate: stopping
+            # it stops every server, so their pods are deleted (homes kept).
             LSST_HUB_CLEANUP_SERVERS="true",
         )
         return env
 
-    def write_hub_config(self, hub_dir: Path) -> Path:
-        """The repository's jupyterhub_config.py plus what only the demo needs."""
-        singleuser = singleuser_command()
-        config = hub_dir / "jupyterhub_config.py"
-        config.write_text(
-            f"""# Written by scripts/demo.py: the admin's configuration, then demo-only settings.
-c = get_config()  # noqa
-load_subconfig({str(REPO / "jupyterhub_config.py")!r})  # noqa
-
-# The devcluster's process runtime executes a container's `command`; KubeSpawner
-# puts `cmd` in `args` (after the image's entrypoint). Run the venv's
-# jupyterhub-singleuser (readable by the people's uids) as the container's command.
-c.LSSTSpawner.cmd = []
-c.LSSTSpawner.extra_container_config = {{"command": {singleuser!r}}}
-"""
-        )
-        return config
-
     def start_hub(self) -> None:
         hub_dir = self.state / "hub"
         hub_dir.mkdir()
-        config = self.write_hub_config(hub_dir)
+        # The admin's configuration as it is, set through LSST_HUB_* variables only.
+        config = REPO / "jupyterhub_config.py"
         hub_port, proxy_api_port = free_port(), free_port()
         log(f"starting JupyterHub on {self.url}")
         with (self.logs / "jupyterhub.log").open("wb") as out:

@@ -2,7 +2,10 @@
 
 ``spawner`` holds the traits and life-cycle glue, ``builders`` the pure object
 builders, ``kube`` the API calls, ``paths`` home path checks, ``status`` pod
-state reading, ``reconcile`` orphan-pod clean-up.
+state reading, ``reconcile`` orphan-pod clean-up (one pass), ``hub_api`` the
+hub's REST API as the orphan-pod service reads it, and ``reconcile_service``
+that service (``python -m lsst_hub.spawner.reconcile_service``, a JupyterHub
+managed service making a pass at hub start and at intervals).
 """
 
 from __future__ import annotations

@@ -94,6 +94,22 @@ def map_api_exception(exc: ApiException, what: str) -> KubeError:
     return KubeRefusedError(text, status)
 
 
+def _describe_failure(exc: BaseException) -> str:
+    """One line saying why a call failed, for the log.
+
+    An :class:`ApiException` prints its headers and body over several lines; the
+    status, reason and the Status ``message`` are what an admin needs.
+    """
+    if isinstance(exc, ApiException):
+        text = f"{int(exc.status or 0)} {exc.reason or ''}".rstrip()
+        message = _api_message(exc)
+        if message != str(exc.reason or "error"):
+            text = f"{text}: {message}"
+    else:
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return " ".join(text.split())
+
+
 def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, asyncio.TimeoutError | aiohttp.ClientError | ConnectionError):
         return True
@@ -145,19 +161,21 @@ class Kube:
             try:
                 return await asyncio.wait_for(fn(*args, **kw), self.request_timeout)
             except Exception as exc:
+                # The final failure keeps the API's exception as its cause (the
+                # traceback shows the full answer); retries log one line each.
                 if not _retryable(exc):
                     if isinstance(exc, ApiException):
-                        raise map_api_exception(exc, what) from None
+                        raise map_api_exception(exc, what) from exc
                     raise
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     if isinstance(exc, ApiException):
-                        raise map_api_exception(exc, what) from None
+                        raise map_api_exception(exc, what) from exc
                     raise KubeUnavailableError(
                         f"{what}: no answer from Kubernetes within {self.retry_timeout:g}s "
-                        f"({type(exc).__name__}: {exc})"
-                    ) from None
-                log.info("%s failed (%s), retrying", what, exc)
+                        f"({_describe_failure(exc)})"
+                    ) from exc
+                log.info("%s failed (%s), retrying", what, _describe_failure(exc))
                 # Full jitter keeps a burst of spawns from retrying in lock step.
                 await asyncio.sleep(min(remaining, random.uniform(0, delay)))  # noqa: S311
                 delay = min(delay * 2, 5.0)

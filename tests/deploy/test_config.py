@@ -6,6 +6,7 @@ with a controlled environment.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import os
 import re
@@ -162,6 +163,92 @@ def test_orphan_pod_service(monkeypatch: pytest.MonkeyPatch) -> None:
 
     c = load(monkeypatch, dict(SITE_ENV, LSST_HUB_ORPHAN_SERVICE="false"))
     assert SERVICE_NAME not in by_name(c.JupyterHub.services)
+
+
+def test_orphan_pod_service_looks_where_the_spawner_puts_pods(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A service watching another instance's label would silently never delete anything.
+    from lsst_hub.spawner.reconcile_service import SERVICE_NAME
+
+    c = load(monkeypatch, dict(SITE_ENV, LSST_HUB_HUB_INSTANCE="science-hub"))
+    assert c.LSSTSpawner.hub_instance == "science-hub"
+    command = by_name(c.JupyterHub.services)[SERVICE_NAME]["command"]
+    assert "--hub-instance=science-hub" in command
+    assert "--namespace=science" in command
+
+    c = load(monkeypatch, SITE_ENV)
+    assert "hub_instance" not in c.LSSTSpawner  # the spawner's default ...
+    command = by_name(c.JupyterHub.services)[SERVICE_NAME]["command"]
+    assert "--hub-instance=jupyterhub" in command  # ... which is the service's too
+    from lsst_hub.spawner import LSSTSpawner
+
+    assert LSSTSpawner.class_traits()["hub_instance"].default_value == "jupyterhub"
+
+
+PEOPLE_DN = "uid={username},ou=people,dc=example,dc=org"
+GUESTS_DN = "uid={username},ou=guests,dc=example,dc=org"
+
+
+def authenticator(c: Config) -> Any:
+    """The authenticator configured by ``c`` (without the CA file, absent here)."""
+    from lsst_hub.auth import LDAPAuthenticator
+
+    c = copy.deepcopy(c)
+    del c.LDAPAuthenticator["tls_ca_file"]
+    return LDAPAuthenticator(config=c)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (PEOPLE_DN, PEOPLE_DN),
+        (f"{PEOPLE_DN} | {GUESTS_DN}", [PEOPLE_DN, GUESTS_DN]),  # DNs hold commas
+        (f"{PEOPLE_DN}\n{GUESTS_DN}\n", [PEOPLE_DN, GUESTS_DN]),
+        ("", ""),  # search with the service account
+    ],
+)
+def test_bind_dn_templates(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: str | list[str]
+) -> None:
+    c = load(monkeypatch, dict(SITE_ENV, LSST_HUB_LDAP_BIND_DN_TEMPLATE=value))
+    assert c.LDAPAuthenticator.bind_dn_template == expected
+    assert authenticator(c).bind_dn_template == expected  # and the trait accepts it
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("LOGIN_TIMEOUT", "12.5", 12.5),
+        ("UID_ATTRIBUTE", "sAMAccountName", "sAMAccountName"),
+        ("UID_NUMBER_ATTRIBUTE", "uidNum", "uidNum"),
+        ("GID_NUMBER_ATTRIBUTE", "gidNum", "gidNum"),
+        ("HOME_DIRECTORY_ATTRIBUTE", "unixHomeDirectory", "unixHomeDirectory"),
+        ("DISPLAY_NAME_ATTRIBUTE", "displayName, gecos cn", ["displayName", "gecos", "cn"]),
+        ("DISPLAY_NAME_ATTRIBUTE", "", []),  # no display name
+        ("EMAIL_ATTRIBUTE", "userPrincipalName", "userPrincipalName"),
+        ("EMAIL_ATTRIBUTE", "", ""),  # no e-mail address
+        ("GROUP_NAME_ATTRIBUTE", "name", "name"),
+        ("GROUP_GID_ATTRIBUTE", "gid", "gid"),
+        ("GROUP_GID_ATTRIBUTE", "", ""),  # groups without gids
+    ],
+)
+def test_ldap_attribute_names_and_timeout(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: Any
+) -> None:
+    # LSST_HUB_LDAP_<NAME> sets LDAPAuthenticator.<name>.
+    trait = variable.lower()
+    c = load(monkeypatch, dict(SITE_ENV, **{f"LSST_HUB_LDAP_{variable}": value}))
+    assert c.LDAPAuthenticator[trait] == expected
+    assert getattr(authenticator(c), trait) == expected
+
+
+def test_ldap_attribute_names_default_to_the_authenticators(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    c = load(monkeypatch, SITE_ENV)
+    for trait in ("login_timeout", "uid_attribute", "display_name_attribute", "email_attribute"):
+        assert trait not in c.LDAPAuthenticator
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,3 +98,8 @@ def test_demo_runs_a_server_as_its_owner_and_stops_cleanly(running_demo: Running
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     assert written.read_text() == "kept\n"
+    # The demo's hub stops the servers itself on the way out (LSST_HUB_CLEANUP_SERVERS;
+    # a site's hub leaves them running), deleting the pod through the API.
+    hub_log = (Path(demo.info["logs"]) / "jupyterhub.log").read_text(errors="replace")
+    assert "Cleaning up single-user servers" in hub_log
+    assert re.search(r"Deleting pod \S*jupyter-alice", hub_log), demo.output()

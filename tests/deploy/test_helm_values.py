@@ -147,15 +147,56 @@ def test_ldap_password_comes_from_a_secret() -> None:
     assert "LSST_HUB_LDAP_SEARCH_PASSWORD" in snippet
 
 
-@pytest.mark.parametrize("name", sorted(overlay()["hub"]["extraConfig"]))
-def test_extra_config_snippets_run(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def run_extra_config(c: Any) -> None:
+    """Run the overlay's ``hub.extraConfig`` snippets as the chart's hub config does
+    (in the order of their keys, after the chart's own settings)."""
+    for name, snippet in sorted(overlay()["hub"]["extraConfig"].items()):
+        code = compile(snippet, f"extraConfig.{name}", "exec")
+        exec(code, {"c": c})  # noqa: S102 - our own snippet, as the chart's config runs it
+
+
+def chart_like_config() -> Any:
+    """A config like the one the chart's hub builds before ``extraConfig``."""
     from traitlets.config import Config
 
-    monkeypatch.setenv("LSST_HUB_LDAP_SEARCH_PASSWORD", "from-the-secret")
     c = Config()
-    code = compile(overlay()["hub"]["extraConfig"][name], f"extraConfig.{name}", "exec")
-    exec(code, {"c": c})  # noqa: S102 - our own snippet, as the chart's config runs it
+    for section, values in overlay()["hub"]["config"].items():
+        c[section].update(values)
+    c.JupyterHub.services = []  # the chart fills in its own (the idle culler)
+    c.JupyterHub.load_roles = []
+    return c
+
+
+def test_extra_config_sets_the_ldap_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LSST_HUB_LDAP_SEARCH_PASSWORD", "from-the-secret")
+    c = chart_like_config()
+    run_extra_config(c)
     assert c.LDAPAuthenticator.search_bind_password == "from-the-secret"
+
+
+@pytest.mark.parametrize("hub_instance", [None, "science-hub"])
+def test_extra_config_adds_the_orphan_pod_service(
+    monkeypatch: pytest.MonkeyPatch, hub_instance: str | None
+) -> None:
+    from jupyterhub.scopes import scope_definitions
+
+    from lsst_hub.spawner.reconcile_service import REQUIRED_SCOPES, SERVICE_NAME
+
+    monkeypatch.setenv("LSST_HUB_LDAP_SEARCH_PASSWORD", "from-the-secret")
+    monkeypatch.setenv("POD_NAMESPACE", "jhub")  # set by the chart on the hub pod
+    c = chart_like_config()
+    if hub_instance:  # as hub.config.LSSTSpawner.hub_instance in a site's values
+        c.LSSTSpawner.hub_instance = hub_instance
+    run_extra_config(c)
+    (service,) = [s for s in c.JupyterHub.services if s["name"] == SERVICE_NAME]
+    assert service["command"][1:3] == ["-m", "lsst_hub.spawner.reconcile_service"]
+    # It looks where the spawner puts pods: the release namespace, this hub's label.
+    assert "--namespace=jhub" in service["command"]
+    assert f"--hub-instance={hub_instance or 'jupyterhub'}" in service["command"]
+    (role,) = [r for r in c.JupyterHub.load_roles if r["name"] == SERVICE_NAME]
+    assert role["services"] == [SERVICE_NAME]
+    assert set(role["scopes"]) == set(REQUIRED_SCOPES)
+    assert set(role["scopes"]) <= set(scope_definitions)
 
 
 def test_ca_file_is_mounted_where_the_config_expects_it() -> None:
