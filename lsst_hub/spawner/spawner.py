@@ -108,8 +108,10 @@ class LSSTSpawner(KubeSpawner):
         config=True,
         help="""Name of this hub, put on its pods as the label ``lsst-hub/instance``.
 
-        At start-up the hub deletes pods carrying its own name whose server it no
-        longer knows; give each hub sharing a namespace a different name.""",
+        The orphan-pod service (``python -m lsst_hub.spawner.reconcile_service``,
+        added by ``configure_service(c)``) deletes pods carrying this name whose
+        server the hub no longer knows, at hub start and then periodically; give
+        each hub sharing a namespace a different name, and the service the same one.""",
     )
     reconcile_orphans = Bool(
         True,
