@@ -36,6 +36,18 @@ __all__ = ["LDAPAuthenticator"]
 
 T = TypeVar("T")
 
+#: Traits naming the LDAP attributes read from the directory (checked alike).
+_ATTRIBUTE_TRAITS = (
+    "uid_attribute",
+    "uid_number_attribute",
+    "gid_number_attribute",
+    "home_directory_attribute",
+    "display_name_attribute",
+    "email_attribute",
+    "group_name_attribute",
+    "group_gid_attribute",
+)
+
 #: Traits that shape the directory connection: changing one rebuilds it.
 _DIRECTORY_TRAITS = [
     "server_urls",
@@ -54,14 +66,7 @@ _DIRECTORY_TRAITS = [
     "group_search_base",
     "group_search_filter",
     "executor_threads",
-    "uid_attribute",
-    "uid_number_attribute",
-    "gid_number_attribute",
-    "home_directory_attribute",
-    "display_name_attribute",
-    "email_attribute",
-    "group_name_attribute",
-    "group_gid_attribute",
+    *_ATTRIBUTE_TRAITS,
 ]
 
 #: Attribute-name traits that may be empty (the directory has no such attribute).
@@ -360,16 +365,7 @@ class LDAPAuthenticator(Authenticator):
             ) from None
         return value
 
-    @validate(
-        "uid_attribute",
-        "uid_number_attribute",
-        "gid_number_attribute",
-        "home_directory_attribute",
-        "display_name_attribute",
-        "email_attribute",
-        "group_name_attribute",
-        "group_gid_attribute",
-    )
+    @validate(*_ATTRIBUTE_TRAITS)
     def _check_attribute(self, proposal: Any) -> Any:
         name = proposal["trait"].name
         value = proposal["value"]

@@ -14,9 +14,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from prometheus_client import REGISTRY
 
 from lsst_hub.auth.attributes import is_attribute_name
+from tests.support.ldap_fixtures import login, outcome_count
 from tests.support.slapd import PEOPLE_DN, Slapd
 
 Make = Callable[..., Any]
@@ -43,18 +43,6 @@ ADA_MAPPED = {
     "email": "ada@corp.example.org",
     "groups": [{"name": "ad-gon-team", "gid": 30001}, {"name": "ad-posix-team", "gid": 30000}],
 }
-
-
-def outcome_count(outcome: str) -> float:
-    value = REGISTRY.get_sample_value("lsst_hub_ldap_logins_total", {"outcome": outcome})
-    return value or 0.0
-
-
-async def login(auth: Any, username: str, password: str) -> dict[str, Any] | None:
-    result: dict[str, Any] | None = await auth.get_authenticated_user(
-        None, {"username": username, "password": password}
-    )
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -13,22 +13,10 @@ import pytest
 from prometheus_client import REGISTRY
 
 from lsst_hub.auth.directory import _Deadline
-from tests.support.ldap_fixtures import BlackHole, authenticator_config
+from tests.support.ldap_fixtures import BlackHole, authenticator_config, login, outcome_count
 from tests.support.slapd import Slapd
 
 Make = Callable[..., Any]
-
-
-def outcome_count(outcome: str) -> float:
-    value = REGISTRY.get_sample_value("lsst_hub_ldap_logins_total", {"outcome": outcome})
-    return value or 0.0
-
-
-async def login(auth: Any, username: str, password: str) -> dict[str, Any] | None:
-    result: dict[str, Any] | None = await auth.get_authenticated_user(
-        None, {"username": username, "password": password}
-    )
-    return result
 
 
 # -- TLS ----------------------------------------------------------------------

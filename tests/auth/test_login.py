@@ -17,6 +17,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from lsst_hub.identity import Identity
+from tests.support.ldap_fixtures import login, outcome_count
 from tests.support.slapd import PASSWORDS, PEOPLE_DN, Slapd, user_dn
 
 Make = Callable[..., Any]
@@ -35,18 +36,6 @@ ALICE_STATE = {
     "display_name": "Alice Archer",
     "email": "alice@example.org",
 }
-
-
-def outcome_count(outcome: str) -> float:
-    value = REGISTRY.get_sample_value("lsst_hub_ldap_logins_total", {"outcome": outcome})
-    return value or 0.0
-
-
-async def login(auth: Any, username: Any, password: Any) -> dict[str, Any] | None:
-    result: dict[str, Any] | None = await auth.get_authenticated_user(
-        None, {"username": username, "password": password}
-    )
-    return result
 
 
 def by_name(state: dict[str, Any]) -> dict[str, Any]:

@@ -13,8 +13,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from prometheus_client import REGISTRY
 
+from tests.support.ldap_fixtures import login, outcome_count
 from tests.support.slapd import BASE_DN, PEOPLE_DN, Slapd
 
 Make = Callable[..., Any]
@@ -23,18 +23,6 @@ GUESTS_DN = f"ou=guests,{BASE_DN}"
 PEOPLE = f"uid={{username}},{PEOPLE_DN}"
 GUESTS = f"uid={{username}},{GUESTS_DN}"
 ROBOTS = f"uid={{username}},ou=robots,{BASE_DN}"  # no such branch
-
-
-def outcome_count(outcome: str) -> float:
-    value = REGISTRY.get_sample_value("lsst_hub_ldap_logins_total", {"outcome": outcome})
-    return value or 0.0
-
-
-async def login(auth: Any, username: str, password: str) -> dict[str, Any] | None:
-    result: dict[str, Any] | None = await auth.get_authenticated_user(
-        None, {"username": username, "password": password}
-    )
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ with a controlled environment.
 from __future__ import annotations
 
 import copy
-import importlib
 import os
 import re
 import sys
@@ -18,6 +17,8 @@ from typing import Any
 import pytest
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
+
+from tests.deploy.import_support import class_or_skip
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "jupyterhub_config.py"
@@ -264,11 +265,7 @@ def test_every_setting_is_a_real_trait(
     monkeypatch: pytest.MonkeyPatch, section: str, dotted: str
 ) -> None:
     # A misspelt trait is silently ignored by JupyterHub: catch it here.
-    module_name, _, class_name = dotted.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError):
-        pytest.skip(f"{dotted} is not importable yet")
+    cls = class_or_skip(dotted)
     traits = cls.class_traits(config=True)
     env = dict(SITE_ENV, LSST_HUB_BIND_URL="http://127.0.0.1:8000")
     env["LSST_HUB_HUB_CONNECT_URL"] = "http://hub:8081"
@@ -284,11 +281,7 @@ def test_every_setting_is_a_real_trait(
     ],
 )
 def test_plugin_names_resolve(name: str, group: str, dotted: str) -> None:
-    module_name, _, class_name = dotted.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError):
-        pytest.skip(f"{dotted} is not importable yet")
+    cls = class_or_skip(dotted)
     (entry,) = entry_points(group=group, name=name)
     assert entry.load() is cls
 

@@ -18,6 +18,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.deploy.import_support import class_or_skip
+
 ROOT = Path(__file__).resolve().parents[2]
 HELM = ROOT / "helm-values"
 SCHEMA_DIR = HELM / "z2jh-schema"
@@ -216,13 +218,7 @@ def test_ca_file_is_mounted_where_the_config_expects_it() -> None:
 )
 def test_hub_config_names_real_traits(section: str, dotted: str) -> None:
     # A misspelt trait in hub.config is silently ignored by JupyterHub: catch it here.
-    import importlib
-
-    module_name, _, class_name = dotted.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError):
-        pytest.skip(f"{dotted} is not importable yet")
+    cls = class_or_skip(dotted)
     traits = cls.class_traits(config=True)
     for key in overlay()["hub"]["config"][section]:
         assert key in traits, f"{section}.{key} is not a configurable trait of {dotted}"

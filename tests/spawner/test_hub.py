@@ -118,8 +118,10 @@ class Cluster:
         return self.host_root / "gpfs" / "home" / user
 
 
-@pytest.fixture
-def cluster(devcluster_process: Callable[..., Any], tmp_path: Path) -> Cluster:
+def start_cluster(
+    devcluster_process: Callable[..., Any], tmp_path: Path, users: tuple[str, ...]
+) -> Cluster:
+    """A dev cluster subprocess (process runtime) with namespace jhub and ``users``' homes."""
     host_root = tmp_path / "host"
     proc = devcluster_process(nodes=2, runtime="process", host_root=host_root)
     found = Cluster(proc.url, proc.kubeconfig, host_root)
@@ -127,11 +129,16 @@ def cluster(devcluster_process: Callable[..., Any], tmp_path: Path) -> Cluster:
         proc.url + "/api/v1/namespaces", json={"metadata": {"name": "jhub"}}, timeout=30
     )
     response.raise_for_status()
-    for user in ("alice", "bob", "carol", "dan"):
+    for user in users:
         home = found.home(user)
         home.mkdir(parents=True)
         os.chown(home, UID, UID)
     return found
+
+
+@pytest.fixture
+def cluster(devcluster_process: Callable[..., Any], tmp_path: Path) -> Cluster:
+    return start_cluster(devcluster_process, tmp_path, ("alice", "bob", "carol", "dan"))
 
 
 def hub_config(cluster: Cluster, extra: str = "") -> str:

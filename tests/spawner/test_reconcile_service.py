@@ -28,12 +28,12 @@ from lsst_hub.spawner.reconcile import reconcile, select_orphans
 from lsst_hub.spawner.reconcile_service import SERVICE_NAME, configure_service, service_config
 from tests.spawner.conftest import Env
 from tests.spawner.test_hub import (
-    UID,
     Cluster,
     hub_config,
     login,
     server_ready,
     spawn,
+    start_cluster,
     wait_for,
 )
 from tests.support.hub_fixtures import RunningHub, start_hub
@@ -46,17 +46,7 @@ INSTANCE = "e2e"  # the hub_instance of test_hub's configuration
 @pytest.fixture
 def cluster(devcluster_process: Callable[..., Any], tmp_path: Path) -> Cluster:
     """A dev cluster subprocess (process runtime) with namespace jhub, as in test_hub."""
-    host_root = tmp_path / "host"
-    proc = devcluster_process(nodes=2, runtime="process", host_root=host_root)
-    found = Cluster(proc.url, proc.kubeconfig, host_root)
-    response = found.session.post(
-        proc.url + "/api/v1/namespaces", json={"metadata": {"name": "jhub"}}, timeout=30
-    )
-    response.raise_for_status()
-    for user in ("alice", "erin"):
-        found.home(user).mkdir(parents=True)
-        os.chown(found.home(user), UID, UID)
-    return found
+    return start_cluster(devcluster_process, tmp_path, ("alice", "erin"))
 
 
 needs_root = pytest.mark.skipif(

@@ -27,6 +27,14 @@ Fixtures
     (``black_hole.port``, ``black_hole.url("ldaps")``).
 ``closed_port``
     A loopback port nothing listens on.
+
+Helpers
+-------
+``login(auth, username, password)``
+    A login through ``get_authenticated_user``, JupyterHub's outer login API, as
+    the hub calls it: the auth model, or None.
+``outcome_count(outcome)``
+    The ``lsst_hub_ldap_logins_total`` count for one outcome (0 before any).
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from .slapd import GROUPS_DN, PEOPLE_DN, SVC_DN, SVC_PW, Slapd, free_port, start_slapd
 
@@ -162,3 +171,17 @@ def black_hole() -> Iterator[BlackHole]:
 def closed_port() -> int:
     """A loopback port with no listener (connections are refused)."""
     return free_port()
+
+
+async def login(auth: Any, username: Any, password: Any) -> dict[str, Any] | None:
+    """Log in through ``get_authenticated_user`` (normalisation, allow and admin checks)."""
+    result: dict[str, Any] | None = await auth.get_authenticated_user(
+        None, {"username": username, "password": password}
+    )
+    return result
+
+
+def outcome_count(outcome: str) -> float:
+    """The login counter for ``outcome`` (0 when it has not been counted yet)."""
+    value = REGISTRY.get_sample_value("lsst_hub_ldap_logins_total", {"outcome": outcome})
+    return value or 0.0
