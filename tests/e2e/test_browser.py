@@ -35,10 +35,26 @@ pytestmark = [
 ]
 
 webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.common.exceptions import TimeoutException, WebDriverException  # noqa: E402
+from selenium.common.exceptions import (  # noqa: E402
+    JavascriptException,
+    StaleElementReferenceException,
+    TimeoutException,
+    WebDriverException,
+)
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+# A page that navigates while we look at it (a form post, the spawn page moving on to
+# JupyterLab) leaves the element we held behind: look again instead of failing.
+_RETRY_ON = (StaleElementReferenceException, JavascriptException)
+
+
+def _wait(driver: Any, timeout: float, poll_frequency: float = 0.5) -> WebDriverWait[Any]:
+    return WebDriverWait(
+        driver, timeout, poll_frequency=poll_frequency, ignored_exceptions=_RETRY_ON
+    )
+
 
 RECORD_PROGRESS = """
 (() => {
@@ -122,14 +138,14 @@ def screenshot(tmp_path: Path) -> Callable[[Any, str], Path]:
 
 def log_in(driver: Any, url: str, user: str, password: str) -> None:
     driver.get(f"{url}/hub/login")
-    WebDriverWait(driver, 30).until(ec.presence_of_element_located((By.ID, "username_input")))
+    _wait(driver, 30).until(ec.presence_of_element_located((By.ID, "username_input")))
     driver.find_element(By.ID, "username_input").send_keys(user)
     driver.find_element(By.ID, "password_input").send_keys(password)
     driver.find_element(By.ID, "login_submit").click()
 
 
 def wait_text(driver: Any, text: str, timeout: float) -> None:
-    WebDriverWait(driver, timeout).until(lambda d: text in d.find_element(By.TAG_NAME, "body").text)
+    _wait(driver, timeout).until(lambda d: text in d.find_element(By.TAG_NAME, "body").text)
 
 
 def wait_or_explain(
@@ -137,7 +153,7 @@ def wait_or_explain(
 ) -> None:
     """Wait for ``condition``; on time-out fail with what the browser and the hub saw."""
     try:
-        WebDriverWait(driver, timeout).until(condition)
+        _wait(driver, timeout).until(condition)
     except TimeoutException:
         page = driver.execute_script("return document.body ? document.body.innerText : ''")
         pytest.fail(
@@ -173,7 +189,7 @@ def test_alice_spawns_works_and_stops(
         "the spawn page",
     )
     with contextlib.suppress(TimeoutException):
-        WebDriverWait(browser, 30, poll_frequency=0.1).until(
+        _wait(browser, 30, poll_frequency=0.1).until(
             lambda d: "Starting on node-" in d.execute_script("return document.body.textContent")
         )
         if "/spawn-pending/" in browser.current_url:
@@ -183,10 +199,10 @@ def test_alice_spawns_works_and_stops(
 
     # JupyterLab opens.
     wait_or_explain(demo, browser, lambda d: "/user/alice/lab" in d.current_url, 180, "JupyterLab")
-    WebDriverWait(browser, 120).until(
+    _wait(browser, 120).until(
         ec.presence_of_element_located((By.CSS_SELECTOR, "#jp-main-dock-panel"))
     )
-    WebDriverWait(browser, 60).until(lambda d: "JupyterLab" in d.title)
+    _wait(browser, 60).until(lambda d: "JupyterLab" in d.title)
     time.sleep(2)  # let the launcher render for the screenshot
     screenshot(browser, "jupyterlab")
     messages = progress_messages(browser)
@@ -211,9 +227,9 @@ def test_alice_spawns_works_and_stops(
 
     # Stop the server from the hub home page.
     browser.get(f"{demo.url}/hub/home")
-    stop = WebDriverWait(browser, 30).until(ec.element_to_be_clickable((By.ID, "stop")))
+    stop = _wait(browser, 30).until(ec.element_to_be_clickable((By.ID, "stop")))
     # The button only works once the page's script has hooked it up (slow under load).
-    WebDriverWait(browser, 60).until(
+    _wait(browser, 60).until(
         lambda d: d.execute_script(
             "const e = window.jQuery && jQuery._data(document.getElementById('stop'), 'events');"
             "return !!(e && e.click);"
