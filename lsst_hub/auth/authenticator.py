@@ -65,6 +65,7 @@ _DIRECTORY_TRAITS = [
     "user_search_filter",
     "group_search_base",
     "group_search_filter",
+    "search_page_size",
     "executor_threads",
     *_ATTRIBUTE_TRAITS,
 ]
@@ -226,6 +227,16 @@ class LDAPAuthenticator(Authenticator):
         (the user's DN) are filter-escaped. The default covers posixGroup
         ``memberUid`` and groupOfNames ``member``. Group names are the ``cn``;
         ``gidNumber`` is kept when present.""",
+    )
+    search_page_size = Integer(
+        500,
+        config=True,
+        help="""Entries per page of a user or group search (RFC 2696 simple paged
+        results), so that a person in more groups than the server returns at once
+        gets all of them. ``0`` sends no paging control, for a server that does not
+        support it. A search the server still cuts short at its total size limit
+        fails the login with a log line naming the limit to raise, rather than
+        giving the person an incomplete list of groups.""",
     )
 
     # -- attribute names ---------------------------------------------------
@@ -400,6 +411,13 @@ class LDAPAuthenticator(Authenticator):
             raise ValueError("executor_threads must be at least 1")
         return value
 
+    @validate("search_page_size")
+    def _check_page_size(self, proposal: Any) -> int:
+        value = int(proposal["value"])
+        if value < 0:
+            raise ValueError(f"search_page_size must be 0 (no paging) or more, got {value}")
+        return value
+
     # -- plumbing ----------------------------------------------------------
     _directory_obj: LDAPDirectory | None = None
     _executor_obj: ThreadPoolExecutor | None = None
@@ -440,6 +458,7 @@ class LDAPAuthenticator(Authenticator):
                     group_search_base=self.group_search_base,
                     group_search_filter=self.group_search_filter,
                     pool_size=self.executor_threads,
+                    search_page_size=self.search_page_size,
                     attributes=AttributeNames(
                         uid=self.uid_attribute,
                         uid_number=self.uid_number_attribute,

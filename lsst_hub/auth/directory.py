@@ -56,6 +56,9 @@ _POOL_MAX_AGE = 60.0
 _NO_ATTRIBUTES = ["1.1"]
 
 # Errors that mean "this server is not usable right now": try the next one.
+#: RFC 2696 simple paged results, which OpenLDAP and Active Directory both support.
+_PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
+
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     ldap_exc.LDAPCommunicationError,
     ldap_exc.LDAPStartTLSError,
@@ -77,6 +80,10 @@ class DirectoryUnavailableError(DirectoryError):
 
 class LoginTimeoutError(DirectoryUnavailableError):
     """The overall deadline of one login or refresh passed before the directory answered."""
+
+
+class SearchLimitError(DirectoryUnavailableError):
+    """The server cut a search short at its size limit: the answer would be incomplete."""
 
 
 class InvalidCredentialsError(DirectoryError):
@@ -122,6 +129,7 @@ class DirectorySettings:
         "(&(objectClass=groupOfNames)(member={dn})))"
     )
     pool_size: int = 4
+    search_page_size: int = 500
     server_retry_interval: float = 30.0
     attributes: AttributeNames = field(default_factory=AttributeNames)
 
@@ -389,22 +397,53 @@ class LDAPDirectory:
         *,
         scope: str = ldap3.SUBTREE,
     ) -> list[tuple[str, dict[str, Any]]]:
-        """Run one search; return (dn, attributes) pairs. Missing base = no entries."""
-        self._arm(conn, deadline)
-        ok = conn.search(base, flt, scope, attributes=list(attributes))
-        result = conn.result or {}
-        code = result.get("result")
-        if not ok and code not in (0, 32):  # 32 noSuchObject: an empty answer
-            if code is None or code >= 80:
-                raise ldap_exc.LDAPCommunicationError(f"search failed: {result.get('description')}")
-            raise DirectoryUnavailableError(
-                f"search in {base!r} refused: {result.get('description')}"
+        """Run one search, page by page; return (dn, attributes) pairs.
+
+        A missing base is an empty answer. A search the server cuts short at its
+        size limit raises :class:`SearchLimitError`: a silently truncated group
+        list would give the person fewer groups (or none of the admin ones).
+        """
+        page = self.settings.search_page_size if scope != ldap3.BASE else 0
+        entries: list[tuple[str, dict[str, Any]]] = []
+        cookie: bytes | None = None
+        while True:
+            self._arm(conn, deadline)
+            if page:
+                conn.search(
+                    base,
+                    flt,
+                    scope,
+                    attributes=list(attributes),
+                    paged_size=page,
+                    paged_cookie=cookie,
+                )
+            else:
+                conn.search(base, flt, scope, attributes=list(attributes))
+            result = conn.result or {}
+            code = result.get("result")
+            entries.extend(
+                (item["dn"], dict(item.get("attributes") or {}))
+                for item in conn.response or []
+                if item.get("type") == "searchResEntry"
             )
-        return [
-            (item["dn"], dict(item.get("attributes") or {}))
-            for item in conn.response or []
-            if item.get("type") == "searchResEntry"
-        ]
+            if code == 4:  # sizeLimitExceeded
+                raise SearchLimitError(
+                    f"the search in {base!r} for {flt!r} stopped at the server's size "
+                    f"limit after {len(entries)} entries; raise the limit for the "
+                    "account that searches (OpenLDAP: 'limits dn.exact=<DN> "
+                    "size.prtotal=unlimited'), or narrow group_search_base"
+                )
+            if code not in (0, 32):  # 32 noSuchObject: an empty answer
+                if code is None or code >= 80:
+                    raise ldap_exc.LDAPCommunicationError(
+                        f"search failed: {result.get('description')}"
+                    )
+                raise DirectoryUnavailableError(
+                    f"search in {base!r} refused: {result.get('description')}"
+                )
+            cookie = _paged_cookie(result) if page else None
+            if not cookie:
+                return entries
 
     def _service_search(
         self,
@@ -600,6 +639,13 @@ class LDAPDirectory:
             ),
             self.names,
         )
+
+
+def _paged_cookie(result: dict[str, Any]) -> bytes | None:
+    """The simple-paged-results cookie of a search result; empty or absent = last page."""
+    control = (result.get("controls") or {}).get(_PAGED_RESULTS_OID) or {}
+    cookie = (control.get("value") or {}).get("cookie")
+    return bytes(cookie) if cookie else None
 
 
 def _describe(exc: BaseException) -> str:

@@ -33,6 +33,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from lsst_hub.placement.model import term_matches
 from lsst_hub.placement.quantities import QuantityError, cpu_cores, memory_bytes
 
 from .controller import Controller
@@ -138,36 +139,6 @@ def _tolerates(tolerations: list[Obj], taint: Obj) -> bool:
     return False
 
 
-def _expression_matches(expr: Obj, value: str | None) -> bool:
-    op, values = expr.get("operator"), expr.get("values") or []
-    if op == "In":
-        return value is not None and value in values
-    if op == "NotIn":
-        return value is None or value not in values
-    if op == "Exists":
-        return value is not None
-    if op == "DoesNotExist":
-        return value is None
-    if op in ("Gt", "Lt") and value is not None and values:
-        try:
-            have, want = int(value), int(values[0])
-        except ValueError:
-            return False
-        return have > want if op == "Gt" else have < want
-    return False
-
-
-def _term_matches(term: Obj, node: NodeInfo) -> bool:
-    exprs = term.get("matchExpressions") or []
-    fields = term.get("matchFields") or []
-    if not exprs and not fields:
-        return False  # an empty term matches nothing
-    return all(_expression_matches(e, node.labels.get(e.get("key", ""))) for e in exprs) and all(
-        _expression_matches(f, node.name if f.get("key") == "metadata.name" else None)
-        for f in fields
-    )
-
-
 @dataclass
 class PodNeeds:
     """The parts of a pod spec that scheduling looks at, read once per attempt."""
@@ -208,7 +179,8 @@ class PodNeeds:
                     f"{taint.get('value') or ''}}}"
                 ]
         if any(node.labels.get(k) != v for k, v in self.selector.items()) or (
-            self.terms is not None and not any(_term_matches(t, node) for t in self.terms)
+            self.terms is not None
+            and not any(term_matches(t, node.name, node.labels) for t in self.terms)
         ):
             return ["node(s) didn't match Pod's node affinity/selector"]
         reasons = []

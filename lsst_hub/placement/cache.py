@@ -31,7 +31,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -156,12 +156,15 @@ class ClusterCache:
         tolerations: Iterable[Mapping[str, Any]] | None = None,
         load_metric: LoadMetric = "requests",
         exclude: Collection[str] = (),
+        node_affinity: Sequence[Mapping[str, Any]] | None = None,
     ) -> Placement:
         """Choose the least-loaded node; see :func:`~lsst_hub.placement.choose_node`.
 
         Counts in-flight reservations. Makes no API call.
         """
-        return self.book.choose(cpu, memory, node_selector, tolerations, load_metric, exclude)
+        return self.book.choose(
+            cpu, memory, node_selector, tolerations, load_metric, exclude, node_affinity
+        )
 
     def reserve(
         self, key: str, node: str, cpu: float, memory: int, ttl: float | None = None

@@ -8,8 +8,9 @@ tests check that it does.
 The rules
 ---------
 A node is *eligible* when its ``Ready`` condition is ``True``, it is not cordoned,
-every NoSchedule/NoExecute taint is tolerated, it matches the node selector, it
-was not excluded by the caller, and the request fits: allocatable minus the
+every NoSchedule/NoExecute taint is tolerated, it matches the node selector and
+the required node affinity (the admin's ``node_affinity_required``), it was not
+excluded by the caller, and the request fits: allocatable minus the
 requests of the node's non-terminated pods (of every namespace: other services
 share the nodes) leaves room for the CPU, the memory and one more pod.
 
@@ -29,12 +30,13 @@ scored by requests.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from .model import (
     NodeInfo,
     NodeUsage,
+    affinity_matches,
     node_info,
     pod_bound_node,
     pod_request,
@@ -79,6 +81,7 @@ def _shortfall(
     node_selector: Mapping[str, str] | None,
     tolerations: Iterable[Mapping[str, Any]],
     excluded: Collection[str],
+    node_affinity: Sequence[Mapping[str, Any]] | None,
 ) -> str | None:
     if info.name in excluded:
         return Shortfall.EXCLUDED
@@ -88,7 +91,7 @@ def _shortfall(
         return Shortfall.CORDONED
     if not tolerates(tolerations, info.taints):
         return Shortfall.TAINTED
-    if not selector_matches(node_selector, info.labels):
+    if not (selector_matches(node_selector, info.labels) and affinity_matches(node_affinity, info)):
         return Shortfall.SELECTOR
     # Like kube-scheduler's NodeResourcesFit, a zero request always fits that resource.
     short_cpu = cpu > 0 and used[0] + cpu > info.cpu
@@ -115,6 +118,7 @@ def choose_node(
     load_metric: LoadMetric = "requests",
     usage: Mapping[str, NodeUsage | tuple[float, int]] | None = None,
     exclude: Iterable[str] = (),
+    node_affinity: Sequence[Mapping[str, Any]] | None = None,
 ) -> Placement:
     """Choose the least-loaded node that can start a server.
 
@@ -139,6 +143,9 @@ def choose_node(
         Per-node usage: :class:`NodeUsage` or ``(cpu_cores, memory_bytes)``.
     exclude
         Node names not to choose (e.g. one that just rejected the server).
+    node_affinity
+        Required ``nodeSelectorTerms`` (ORed; see
+        :func:`~lsst_hub.placement.model.affinity_matches`).
 
     Returns
     -------
@@ -184,7 +191,14 @@ def choose_node(
     for name, info in infos.items():
         c_used, m_used, n_used = used[name]
         why = _shortfall(
-            info, (c_used, m_used, n_used), cpu_m, memory_b, node_selector, tolerations, excluded
+            info,
+            (c_used, m_used, n_used),
+            cpu_m,
+            memory_b,
+            node_selector,
+            tolerations,
+            excluded,
+            node_affinity,
         )
         if why is not None:
             counts[why] = counts.get(why, 0) + 1

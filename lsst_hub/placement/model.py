@@ -13,6 +13,7 @@ that always equal a fresh recount.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ __all__ = [
     "NodeInfo",
     "NodeUsage",
     "Taint",
+    "affinity_key",
+    "affinity_matches",
     "node_info",
     "parse_duration",
     "parse_time",
@@ -32,6 +35,7 @@ __all__ = [
     "pod_request",
     "pod_start",
     "selector_matches",
+    "term_matches",
     "tolerates",
 ]
 
@@ -299,3 +303,64 @@ def selector_matches(selector: Mapping[str, str] | None, labels: Mapping[str, st
     if not selector:
         return True
     return all(labels.get(key) == value for key, value in selector.items())
+
+
+def _expression_matches(expression: Mapping[str, Any], value: str | None) -> bool:
+    operator = expression.get("operator")
+    values = [str(v) for v in expression.get("values") or ()]
+    if operator == "In":
+        return value is not None and value in values
+    if operator == "NotIn":
+        return value is None or value not in values
+    if operator == "Exists":
+        return value is not None
+    if operator == "DoesNotExist":
+        return value is None
+    if operator in ("Gt", "Lt") and value is not None and len(values) == 1:
+        try:
+            have, want = int(value), int(values[0])
+        except ValueError:
+            return False
+        return have > want if operator == "Gt" else have < want
+    return False  # an operator the API server would have refused
+
+
+def _term(term: Mapping[str, Any], camel: str, snake: str) -> list[Mapping[str, Any]]:
+    # KubeSpawner's node_affinity_required accepts both spellings of the keys.
+    return list(term.get(camel) or term.get(snake) or ())
+
+
+def term_matches(term: Mapping[str, Any], name: str, labels: Mapping[str, str]) -> bool:
+    """Whether one ``nodeSelectorTerm`` matches the node ``name`` with ``labels``.
+
+    All its ``matchExpressions`` (on labels: In, NotIn, Exists, DoesNotExist,
+    Gt, Lt) and ``matchFields`` (on ``metadata.name``) must match; an empty
+    term matches no node, as in kube-scheduler.
+    """
+    expressions = _term(term, "matchExpressions", "match_expressions")
+    fields = _term(term, "matchFields", "match_fields")
+    if not expressions and not fields:
+        return False
+    return all(
+        _expression_matches(e, labels.get(str(e.get("key") or ""))) for e in expressions
+    ) and all(
+        _expression_matches(f, name if f.get("key") == "metadata.name" else None) for f in fields
+    )
+
+
+def affinity_matches(terms: Sequence[Mapping[str, Any]] | None, info: NodeInfo) -> bool:
+    """Whether a required node affinity admits the node.
+
+    ``terms`` are ``nodeSelectorTerms`` (as in KubeSpawner's
+    ``node_affinity_required``): the node must match at least one; a term
+    matches when all its ``matchExpressions`` (labels) and ``matchFields``
+    (``metadata.name``) do. ``None`` or an empty list admits every node.
+    """
+    if not terms:
+        return True
+    return any(term_matches(term, info.name, info.labels) for term in terms)
+
+
+def affinity_key(terms: Sequence[Mapping[str, Any]] | None) -> str:
+    """A stable text form of ``terms``, to cache per-affinity node masks."""
+    return json.dumps(list(terms or ()), sort_keys=True, default=str)

@@ -44,7 +44,10 @@ _WORDS = {
         "has a taint the server does not tolerate",
         "have taints the server does not tolerate",
     ),
-    Shortfall.SELECTOR: ("does not match the node selector", "do not match the node selector"),
+    Shortfall.SELECTOR: (
+        "does not match the node selector or affinity",
+        "do not match the node selector or affinity",
+    ),
     Shortfall.CPU_AND_MEMORY: (
         "has too little free CPU and memory",
         "have too little free CPU and memory",

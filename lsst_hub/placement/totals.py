@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,8 @@ from .choose import as_usage, check_request
 from .model import (
     NodeInfo,
     NodeUsage,
+    affinity_key,
+    affinity_matches,
     node_info,
     pod_bound_node,
     pod_key,
@@ -132,9 +134,15 @@ class _Reservation:
 @dataclass(slots=True)
 class _Masks:
     selector: Mapping[str, str] | None
+    affinity: tuple[Mapping[str, Any], ...]
     tolerations: tuple[Mapping[str, Any], ...]
     taint_ok: BoolArray
-    selector_ok: BoolArray
+    selector_ok: BoolArray  # node selector and required affinity
+
+    def admits(self, info: NodeInfo) -> bool:
+        return selector_matches(self.selector, info.labels) and affinity_matches(
+            self.affinity, info
+        )
 
 
 def _fractions(used: IntArray, allocatable: IntArray) -> FloatArray:
@@ -228,7 +236,7 @@ class ClusterTotals:
         if eligibility_changed:
             for masks in self._masks.values():
                 masks.taint_ok[slot] = tolerates(masks.tolerations, info.taints)
-                masks.selector_ok[slot] = selector_matches(masks.selector, info.labels)
+                masks.selector_ok[slot] = masks.admits(info)
             self._sync(info.name)
 
     def remove_node(self, name: str) -> None:
@@ -502,20 +510,29 @@ class ClusterTotals:
         self,
         node_selector: Mapping[str, str] | None,
         tolerations: tuple[Mapping[str, Any], ...],
+        node_affinity: tuple[Mapping[str, Any], ...],
     ) -> _Masks:
-        sig = (tuple(sorted((node_selector or {}).items())), _toleration_key(tolerations))
+        sig = (
+            tuple(sorted((node_selector or {}).items())),
+            _toleration_key(tolerations),
+            affinity_key(node_affinity),
+        )
         masks = self._masks.get(sig)
         if masks is None:
             if len(self._masks) >= _MAX_MASKS:
                 self._masks.clear()
-            taint_ok = np.zeros(self._cap, dtype=np.bool_)
-            selector_ok = np.zeros(self._cap, dtype=np.bool_)
+            masks = _Masks(
+                dict(node_selector or {}),
+                node_affinity,
+                tolerations,
+                np.zeros(self._cap, dtype=np.bool_),
+                np.zeros(self._cap, dtype=np.bool_),
+            )
             for slot in range(self._high):
                 info = self._info[slot]
                 if info is not None:
-                    taint_ok[slot] = tolerates(tolerations, info.taints)
-                    selector_ok[slot] = selector_matches(node_selector, info.labels)
-            masks = _Masks(dict(node_selector or {}), tolerations, taint_ok, selector_ok)
+                    masks.taint_ok[slot] = tolerates(tolerations, info.taints)
+                    masks.selector_ok[slot] = masks.admits(info)
             self._masks[sig] = masks
         return masks
 
@@ -527,6 +544,7 @@ class ClusterTotals:
         tolerations: Iterable[Mapping[str, Any]] | None = None,
         load_metric: LoadMetric = "requests",
         exclude: Collection[str] = (),
+        node_affinity: Sequence[Mapping[str, Any]] | None = None,
     ) -> Placement:
         """Choose a node with the rules of :func:`~lsst_hub.placement.choose_node`.
 
@@ -539,7 +557,9 @@ class ClusterTotals:
         n = self._high
         ints = self._ints[:, :n]
         bools = self._bools[:, :n]
-        masks = self._eligibility(node_selector, tuple(tolerations or ()))
+        masks = self._eligibility(
+            node_selector, tuple(tolerations or ()), tuple(node_affinity or ())
+        )
         alive = bools[_ALIVE]
 
         used_c = ints[_REQ_C] + ints[_RESV_C]

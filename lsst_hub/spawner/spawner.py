@@ -420,6 +420,7 @@ class LSSTSpawner(KubeSpawner):
             tolerations=list(tolerations),
             load_metric=self.load_metric,
             exclude=list(exclude),
+            node_affinity=list(self.node_affinity_required or []),
         )
         if placement.node is None:
             raise SpawnError(placement.reason)

@@ -37,6 +37,20 @@ SELECTORS: list[dict[str, str] | None] = [
     {"gpu": "yes"},
     {"zone": "b", "gpu": "yes"},
 ]
+AFFINITIES: list[list[dict[str, Any]] | None] = [
+    None,
+    None,
+    [{"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["a"]}]}],
+    [
+        {"matchExpressions": [{"key": "gpu", "operator": "Exists"}]},
+        {
+            "matchFields": [
+                {"key": "metadata.name", "operator": "In", "values": ["node-01", "node-02"]}
+            ]
+        },
+    ],
+    [{"matchExpressions": [{"key": "gpu", "operator": "DoesNotExist"}]}],
+]
 CPUS = ["0", "250m", "1", "2", "3500m", "4", "8", "16"]
 MEMORIES = ["0", "256Mi", "1Gi", "2Gi", "4Gi", "8Gi", "30Gi", "64Gi"]
 REQUEST_CPUS = [0, 0.1, 0.5, 1, 2, 4]
@@ -275,6 +289,7 @@ class World:
             "cpu": rng.choice(REQUEST_CPUS),
             "memory": rng.choice(REQUEST_MEMORIES),
             "node_selector": rng.choice(SELECTORS),
+            "node_affinity": rng.choice(AFFINITIES),
             "tolerations": rng.choice(TOLERATIONS),
             "load_metric": rng.choice(["requests", "usage"]),
             "exclude": rng.sample(NODE_NAMES, rng.choice([0, 0, 0, 1, 3])),

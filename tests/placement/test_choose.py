@@ -21,6 +21,18 @@ def choose(nodes: list[dict[str, Any]], pods: list[dict[str, Any]] = (), **kw: A
     return choose_node(nodes, list(pods), cpu, memory, **kw)
 
 
+def _e(key: str, operator: str, *values: str) -> dict[str, Any]:
+    expression: dict[str, Any] = {"key": key, "operator": operator}
+    if values:
+        expression["values"] = list(values)
+    return expression
+
+
+def _expr(key: str, operator: str, *values: str) -> dict[str, Any]:
+    """A nodeSelectorTerm with one label expression."""
+    return {"matchExpressions": [_e(key, operator, *values)]}
+
+
 # (case id, nodes, pods, keyword arguments, expected node)
 CASES: list[tuple[str, list[dict[str, Any]], list[dict[str, Any]], dict[str, Any], str | None]] = [
     ("empty node wins", [node("a"), node("b")], [pod("p", "a")], {}, "b"),
@@ -88,6 +100,101 @@ CASES: list[tuple[str, list[dict[str, Any]], list[dict[str, Any]], dict[str, Any
         [node("a"), node("b", labels={"gpu": "yes"})],
         [pod("p", "b")],
         {"node_selector": {"gpu": "yes"}},
+        "b",
+    ),
+    (
+        "required affinity In must match",
+        [node("a", labels={"pool": "x"}), node("b", labels={"pool": "user"})],
+        [pod("p", "b")],
+        {"node_affinity": [_expr("pool", "In", "user", "gpu")]},
+        "b",
+    ),
+    (
+        "required affinity NotIn keeps a node off",
+        [node("a", labels={"pool": "core"}), node("b", labels={"pool": "user"})],
+        [pod("p", "b")],
+        {"node_affinity": [_expr("pool", "NotIn", "core")]},
+        "b",
+    ),
+    (
+        "NotIn admits a node without the label",
+        [node("a", labels={}), node("b", labels={"pool": "core"})],
+        [pod("p", "a")],
+        {"node_affinity": [_expr("pool", "NotIn", "core")]},
+        "a",
+    ),
+    (
+        "Exists and DoesNotExist",
+        [node("a", labels={"gpu": "1"}), node("b", labels={"spot": "1"}), node("c")],
+        [],
+        {"node_affinity": [{"matchExpressions": [_e("gpu", "Exists")]}]},
+        "a",
+    ),
+    (
+        "DoesNotExist skips labelled nodes",
+        [node("a", labels={"spot": "1"}), node("b", labels={"spot": "1"}), node("c")],
+        [pod("p", "c")],
+        {"node_affinity": [{"matchExpressions": [_e("spot", "DoesNotExist")]}]},
+        "c",
+    ),
+    (
+        "Gt compares integers",
+        [node("a", labels={"cores": "8"}), node("b", labels={"cores": "64"})],
+        [pod("p", "b", cpu="4")],
+        {"node_affinity": [_expr("cores", "Gt", "16")]},
+        "b",
+    ),
+    (
+        "terms are ORed",
+        [node("a", labels={"pool": "x"}), node("b", labels={"pool": "y"}), node("c")],
+        [pod("p", "a"), pod("q", "b", cpu="2")],
+        {"node_affinity": [_expr("pool", "In", "x"), _expr("pool", "In", "y")]},
+        "a",
+    ),
+    (
+        "expressions of one term are ANDed",
+        [
+            node("a", labels={"pool": "user", "zone": "1"}),
+            node("b", labels={"pool": "user", "zone": "2"}),
+        ],
+        [pod("p", "b")],
+        {
+            "node_affinity": [
+                {"matchExpressions": [_e("pool", "In", "user"), _e("zone", "In", "2")]}
+            ]
+        },
+        "b",
+    ),
+    (
+        "matchFields on metadata.name",
+        [node("a"), node("b")],
+        [pod("p", "b")],
+        {
+            "node_affinity": [
+                {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["b"]}]}
+            ]
+        },
+        "b",
+    ),
+    (
+        "snake_case keys as KubeSpawner accepts them",
+        [node("a"), node("b", labels={"pool": "user"})],
+        [pod("p", "b")],
+        {"node_affinity": [{"match_expressions": [_e("pool", "In", "user")]}]},
+        "b",
+    ),
+    (
+        "an empty term matches nothing",
+        [node("a")],
+        [],
+        {"node_affinity": [{}]},
+        None,
+    ),
+    (
+        "selector and affinity both apply",
+        [node("a", labels={"gpu": "yes"}), node("b", labels={"gpu": "yes", "pool": "u"})],
+        [pod("p", "b")],
+        {"node_selector": {"gpu": "yes"}, "node_affinity": [_expr("pool", "In", "u")]},
         "b",
     ),
     (
@@ -277,7 +384,7 @@ def test_nothing_fits_names_the_request_and_counts() -> None:
         (
             [node("a")],
             {"node_selector": {"x": "y"}},
-            "of 1 node, 1 does not match the node selector.",
+            "of 1 node, 1 does not match the node selector or affinity.",
         ),
         ([node("a")], {"exclude": ["a"]}, "of 1 node, 1 was excluded after a failed attempt."),
         ([node("a", pods="0")], {}, "of 1 node, 1 is at its pod limit."),

@@ -98,30 +98,90 @@ async def test_scheduler_strategy_leaves_choice_to_the_scheduler(env: Env) -> No
 
 
 def gpu_affinity() -> list[dict[str, Any]]:
-    # The hub's placement does not read node_affinity_required: the scheduler
-    # then refuses a node the hub chose, which is the case being tested.
     return [{"matchExpressions": [{"key": "gpu", "operator": "In", "values": ["yes"]}]}]
 
 
 @pytest.mark.parametrize("cluster_options", [{"nodes": 1}])
-async def test_refused_node_is_replaced_once(env: Env) -> None:
+async def test_admin_node_affinity_is_part_of_the_choice(env: Env) -> None:
+    # node-1 is empty but lacks the label; the busier node-2 is the only one allowed.
     await env.core.create_node(node_object("node-2", index=2, labels={"gpu": "yes"}))
+    busy = env.spawner("busy", config=env.config(node_affinity_required=gpu_affinity()))
+    await busy.start()
     spawner = env.spawner("gpu", config=env.config(node_affinity_required=gpu_affinity()))
     start = spawner.start()
     messages = [event["message"] async for event in spawner.progress()]
     await start
+    assert await node_of(env, busy.pod_name) == "node-2"
     assert await node_of(env, spawner.pod_name) == "node-2"
-    assert any(m.startswith("node-1 refused the server") for m in messages)
-    assert any(m.startswith("Starting on node-2") for m in messages)
-    await spawner.stop()
+    assert not any("refused" in m for m in messages)
+    # The admin's term keeps its own expression next to the hostname pin.
+    pod = await env.pod(spawner.pod_name)
+    assert pod is not None
+    (term,) = pod["spec"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]["nodeSelectorTerms"]
+    assert {e["key"] for e in term["matchExpressions"]} == {"gpu", "kubernetes.io/hostname"}
+    await asyncio.gather(busy.stop(), spawner.stop())
 
 
-async def test_twice_refused_fails_with_the_scheduler_reason(env: Env) -> None:
+@pytest.mark.parametrize("cluster_options", [{"nodes": 1}])
+async def test_no_node_matching_the_affinity_fails_at_once(env: Env) -> None:
     spawner = env.spawner("nogpu", config=env.config(node_affinity_required=gpu_affinity()))
     with pytest.raises(SpawnError) as info:
         await spawner.start()
+    assert "1 does not match the node selector or affinity" in info.value.jupyterhub_message
+    assert await env.pod_names() == []
+
+
+def unlabel_chosen_node(env: Env, times: int) -> Any:
+    """A ``modify_pod_hook`` that takes ``gpu=yes`` off the chosen node before the pod
+    is created: the node changes between the hub's choice and the scheduler's, so
+    the scheduler refuses the pod (the race a real cluster can have)."""
+    calls: list[str] = []
+
+    async def hook(spawner: LSSTSpawner, pod: Any) -> Any:
+        if len(calls) < times:
+            node = spawner._plan.node
+            calls.append(node)
+            await env.core.patch_node(node, {"metadata": {"labels": {"gpu": None}}})
+        return pod
+
+    return hook
+
+
+@pytest.mark.parametrize("cluster_options", [{"nodes": 1}])
+async def test_refused_node_is_replaced_once(env: Env) -> None:
+    for i in (2, 3):
+        await env.core.create_node(node_object(f"node-{i}", index=i, labels={"gpu": "yes"}))
+    spawner = env.spawner(
+        "gpu",
+        config=env.config(
+            node_affinity_required=gpu_affinity(), modify_pod_hook=unlabel_chosen_node(env, 1)
+        ),
+    )
+    start = spawner.start()
+    messages = [event["message"] async for event in spawner.progress()]
+    await start
+    assert await node_of(env, spawner.pod_name) == "node-3"
+    assert any(m.startswith("node-2 refused the server") for m in messages)
+    assert any(m.startswith("Starting on node-3") for m in messages)
+    await spawner.stop()
+
+
+@pytest.mark.parametrize("cluster_options", [{"nodes": 1}])
+async def test_twice_refused_fails_with_the_scheduler_reason(env: Env) -> None:
+    for i in (2, 3):
+        await env.core.create_node(node_object(f"node-{i}", index=i, labels={"gpu": "yes"}))
+    spawner = env.spawner(
+        "nogpu",
+        config=env.config(
+            node_affinity_required=gpu_affinity(), modify_pod_hook=unlabel_chosen_node(env, 2)
+        ),
+    )
+    with pytest.raises(SpawnError) as info:
+        await spawner.start()
     assert str(info.value).startswith("Kubernetes cannot schedule the server: ")
-    assert "node" in str(info.value)
+    assert "node(s) didn't match Pod's node affinity/selector" in str(info.value)
     # no pod is left pending
     for _ in range(50):
         if not await env.pod_names():
