@@ -221,11 +221,13 @@ class LDAPAuthenticator(Authenticator):
     )
     group_search_filter = Unicode(
         "(|(&(objectClass=posixGroup)(memberUid={username}))"
-        "(&(objectClass=groupOfNames)(member={dn})))",
+        "(&(objectClass=groupOfNames)(member={dn}))"
+        "(&(objectClass=groupOfUniqueNames)(uniqueMember={dn})))",
         config=True,
         help="""Filter for the groups a user belongs to; ``{username}`` and ``{dn}``
         (the user's DN) are filter-escaped. The default covers posixGroup
-        ``memberUid`` and groupOfNames ``member``. Group names are the ``cn``;
+        ``memberUid``, groupOfNames ``member`` and groupOfUniqueNames
+        ``uniqueMember``. Group names are the ``cn``;
         ``gidNumber`` is kept when present.""",
     )
     search_page_size = Integer(

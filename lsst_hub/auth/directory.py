@@ -126,7 +126,8 @@ class DirectorySettings:
     group_search_base: str = ""
     group_search_filter: str = (
         "(|(&(objectClass=posixGroup)(memberUid={username}))"
-        "(&(objectClass=groupOfNames)(member={dn})))"
+        "(&(objectClass=groupOfNames)(member={dn}))"
+        "(&(objectClass=groupOfUniqueNames)(uniqueMember={dn})))"
     )
     pool_size: int = 4
     search_page_size: int = 500

@@ -131,6 +131,26 @@ async def test_manage_groups(make_authenticator: Make) -> None:
     assert result is not None and "groups" not in result
 
 
+async def test_every_group_kind_counts(make_authenticator: Make, slapd: Slapd) -> None:
+    # posixGroup by memberUid, groupOfNames by member and groupOfUniqueNames by
+    # uniqueMember, the three shapes directories use for membership.
+    dn = slapd.add_entry(
+        "cn=unique-team,ou=groups,dc=example,dc=org",
+        ["groupOfUniqueNames"],
+        {"cn": "unique-team", "uniqueMember": [user_dn("bob")]},
+    )
+    try:
+        result = await login(make_authenticator(), "bob", "bobpw")
+        assert result is not None
+        names = {g["name"] for g in result["auth_state"]["groups"]}
+        assert "unique-team" in names and "jupyterhub-users" in names
+        carol = await login(make_authenticator(allow_all=True), "carol", PASSWORDS["carol"])
+        assert carol is not None
+        assert "unique-team" not in {g["name"] for g in carol["auth_state"]["groups"]}
+    finally:
+        slapd.delete(dn)
+
+
 async def test_user_without_posix_attributes_fails(
     make_authenticator: Make, slapd: Slapd, caplog: pytest.LogCaptureFixture
 ) -> None:
