@@ -28,6 +28,7 @@ __all__ = [
     "personalise_pod",
     "pin_to_node",
     "pod_security_context",
+    "pod_violations",
     "pv_mismatch",
     "pvc_mismatch",
     "rebind_released",
@@ -396,3 +397,62 @@ def personalise_pod(pod: Mapping[str, Any], plan: PodPlan, container: str = "not
     if plan.node is not None:
         spec["affinity"] = pin_to_node(spec.get("affinity"), plan.node)
     return result
+
+
+def pod_violations(pod: Mapping[str, Any], plan: PodPlan, container: str = "notebook") -> list[str]:
+    """What in a final pod breaks the promises :func:`personalise_pod` made.
+
+    KubeSpawner runs an admin's ``modify_pod_hook`` after the pod is built; this
+    checks the pod that is about to be created: every container runs as the
+    person (uid, gid, not privileged, no privilege escalation, no added
+    capabilities), no group beyond the person's, no ``fsGroup``, the home is
+    still mounted in the notebook container, and the node pin is kept.
+
+    Returns
+    -------
+    list of str
+        One sentence per broken promise; empty when the pod is as planned.
+    """
+    identity = plan.identity
+    spec = pod.get("spec") or {}
+    psc = spec.get("securityContext") or {}
+    problems: list[str] = []
+    if psc.get("fsGroup") is not None:
+        problems.append("the pod sets fsGroup, which would chown the shared home")
+    extra = set(psc.get("supplementalGroups") or ()) - {
+        identity.gid_number,
+        *identity.supplemental_gids,
+    }
+    if extra:
+        problems.append(f"the pod adds groups {sorted(extra)} the person is not in")
+    for key in ("initContainers", "containers"):
+        for c in spec.get(key) or []:
+            csc = c.get("securityContext") or {}
+            name = c.get("name")
+            uid = csc.get("runAsUser", psc.get("runAsUser"))
+            gid = csc.get("runAsGroup", psc.get("runAsGroup"))
+            if uid != identity.uid_number or gid != identity.gid_number:
+                problems.append(
+                    f"container {name!r} runs as {uid}:{gid}, not "
+                    f"{identity.uid_number}:{identity.gid_number}"
+                )
+            if csc.get("privileged") or csc.get("allowPrivilegeEscalation", True):
+                problems.append(f"container {name!r} may gain privileges")
+            if (csc.get("capabilities") or {}).get("add"):
+                problems.append(f"container {name!r} adds capabilities")
+    notebook = next((c for c in spec.get("containers") or [] if c.get("name") == container), None)
+    mounted = {m.get("mountPath") for m in (notebook or {}).get("volumeMounts") or []}
+    missing = [m["mountPath"] for m in plan.mounts if m.get("mountPath") not in mounted]
+    if missing:
+        problems.append(f"the {container!r} container no longer mounts {', '.join(missing)}")
+    if plan.node is not None:
+        pin = {"key": HOSTNAME_LABEL, "operator": "In", "values": [plan.node]}
+        terms = (
+            ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+                "requiredDuringSchedulingIgnoredDuringExecution"
+            )
+            or {}
+        ).get("nodeSelectorTerms") or []
+        if not terms or any(pin not in (t.get("matchExpressions") or []) for t in terms):
+            problems.append(f"the pod is no longer pinned to {plan.node}")
+    return problems

@@ -65,6 +65,11 @@ class LSSTSpawner(KubeSpawner):
     that node, with the home mounted and as working directory. A pod the
     scheduler refuses is placed once more elsewhere; nothing that fits, or a
     second refusal, fails the spawn at once with the reason (:class:`SpawnError`).
+    The node choice honours KubeSpawner's ``node_selector``, ``tolerations`` and
+    ``node_affinity_required``. An admin's ``modify_pod_hook`` may change the pod,
+    but not its identity: a pod that would no longer run as the person, with the
+    home mounted, on the chosen node is refused
+    (:func:`.builders.pod_violations`).
 
     Every way a session ends (stop, logout, culling, the server exiting) deletes
     the pod; no code path deletes a home volume or claim (:attr:`delete_pvc` is
@@ -613,6 +618,25 @@ class LSSTSpawner(KubeSpawner):
         client = self.api.api_client
         data = builders.personalise_pod(client.sanitize_for_serialization(pod), self._plan)
         return client.deserialize(_JSON(data), "V1Pod")
+
+    async def _make_create_pod_request(self, pod: Any, request_timeout: float) -> Any:
+        """Check the final pod (after any ``modify_pod_hook``), then create it."""
+        if self._plan is not None:
+            data = self.api.api_client.sanitize_for_serialization(pod)
+            problems = builders.pod_violations(data, self._plan)
+            if problems:
+                # A configuration error, not a person's: say so in the hub's log and
+                # keep the details (uids, groups) out of the person's message.
+                self.log.error(
+                    "refusing to create pod %s: after modify_pod_hook %s",
+                    self.pod_name,
+                    "; ".join(problems),
+                )
+                raise SpawnError(
+                    "The server's pod was changed by the hub's configuration so that it "
+                    "would not run as you with your home; please tell the administrators."
+                )
+        return await super()._make_create_pod_request(pod, request_timeout)
 
     # -- orphans ----------------------------------------------------------------------
     def _maybe_reconcile(self) -> None:

@@ -298,3 +298,96 @@ def test_released_volume_is_pointed_at_the_new_claim() -> None:
 )
 def test_released_volume_left_alone(volume: dict[str, Any], pvc: dict[str, Any]) -> None:
     assert builders.rebind_released(volume, pvc) is None
+
+
+def _spec(pod: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = pod["spec"]
+    return spec
+
+
+def _notebook(pod: dict[str, Any]) -> dict[str, Any]:
+    container: dict[str, Any] = _spec(pod)["containers"][0]
+    return container
+
+
+def _add_sidecar(pod: dict[str, Any]) -> None:
+    # No securityContext of its own: it inherits the pod's, now root.
+    _spec(pod)["containers"].append({"name": "side", "image": "x"})
+    _spec(pod)["securityContext"]["runAsUser"] = 0
+
+
+# Each change an admin's modify_pod_hook could make, and the sentence that names it.
+HOOK_CHANGES: list[tuple[str, Any, str]] = [
+    (
+        "pod as root",
+        lambda p: [
+            _spec(p)["securityContext"].update(runAsUser=0),
+            _notebook(p)["securityContext"].pop("runAsUser"),
+        ],
+        "runs as 0:20001",
+    ),
+    (
+        "container as someone else",
+        lambda p: _notebook(p)["securityContext"].update(runAsUser=20002),
+        "runs as 20002:20001",
+    ),
+    (
+        "other gid",
+        lambda p: _notebook(p)["securityContext"].update(runAsGroup=0),
+        "runs as 20001:0",
+    ),
+    ("privileged", lambda p: _notebook(p)["securityContext"].update(privileged=True), "privileges"),
+    (
+        "escalation",
+        lambda p: _notebook(p)["securityContext"].pop("allowPrivilegeEscalation"),
+        "privileges",
+    ),
+    (
+        "capabilities",
+        lambda p: _notebook(p)["securityContext"].update(capabilities={"add": ["SYS_ADMIN"]}),
+        "adds capabilities",
+    ),
+    ("a root sidecar", lambda p: _add_sidecar(p), "container 'side' runs as 0:20001"),
+    ("fsGroup", lambda p: _spec(p)["securityContext"].update(fsGroup=100), "fsGroup"),
+    (
+        "foreign group",
+        lambda p: _spec(p)["securityContext"]["supplementalGroups"].append(0),
+        "adds groups [0]",
+    ),
+    ("home unmounted", lambda p: _notebook(p).update(volumeMounts=[]), "no longer mounts"),
+    (
+        "node pin dropped",
+        lambda p: _spec(p).pop("affinity"),
+        "no longer pinned to node-3",
+    ),
+]
+
+
+async def test_personalised_pod_keeps_every_promise() -> None:
+    assert (
+        builders.pod_violations(builders.personalise_pod(kubespawner_pod(), plan()), plan()) == []
+    )
+    pinned = plan(node="node-3")
+    assert (
+        builders.pod_violations(builders.personalise_pod(kubespawner_pod(), pinned), pinned) == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "sentence"), [c[1:] for c in HOOK_CHANGES], ids=[c[0] for c in HOOK_CHANGES]
+)
+async def test_hook_changes_are_found(change: Any, sentence: str) -> None:
+    pinned = plan(node="node-3")
+    pod = builders.personalise_pod(kubespawner_pod(), pinned)
+    change(pod)
+    problems = builders.pod_violations(pod, pinned)
+    assert any(sentence in p for p in problems), problems
+
+
+async def test_harmless_hook_changes_pass() -> None:
+    pinned = plan(node="node-3")
+    pod = builders.personalise_pod(kubespawner_pod(), pinned)
+    pod["metadata"].setdefault("annotations", {})["site/owner"] = "alice"
+    _notebook(pod)["env"].append({"name": "EXTRA", "value": "1"})
+    _spec(pod)["securityContext"]["supplementalGroups"] = [30000]  # fewer groups is fine
+    assert builders.pod_violations(pod, pinned) == []

@@ -1,0 +1,43 @@
+"""An admin's ``modify_pod_hook`` runs after our changes: the final pod is checked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from lsst_hub.spawner import LSSTSpawner, SpawnError
+from tests.spawner.conftest import Env
+
+
+def as_root(spawner: LSSTSpawner, pod: Any) -> Any:
+    pod.spec.security_context.run_as_user = 0
+    for container in pod.spec.containers:
+        container.security_context.run_as_user = None
+    return pod
+
+
+async def annotate(spawner: LSSTSpawner, pod: Any) -> Any:
+    pod.metadata.annotations = {**(pod.metadata.annotations or {}), "site/owner": "x"}
+    return pod
+
+
+async def test_hook_that_runs_the_pod_as_root_is_refused(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    spawner = env.spawner("alice", config=env.config(modify_pod_hook=as_root))
+    with pytest.raises(SpawnError) as info:
+        await spawner.start()
+    assert "would not run as you" in info.value.jupyterhub_message
+    assert "runs as 0:" in caplog.text and "modify_pod_hook" in caplog.text
+    assert await env.pod_names() == []
+
+
+async def test_harmless_hook_is_kept(env: Env) -> None:
+    spawner = env.spawner("alice", config=env.config(modify_pod_hook=annotate))
+    await spawner.start()
+    pod = await env.pod(spawner.pod_name)
+    assert pod is not None
+    assert pod["metadata"]["annotations"]["site/owner"] == "x"
+    assert pod["spec"]["securityContext"]["runAsUser"] != 0
+    await spawner.stop()
