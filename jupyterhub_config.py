@@ -162,6 +162,9 @@ c.LSSTSpawner.start_timeout = int(env("LSST_HUB_START_TIMEOUT", "300"))
 # -- GPFS homes -------------------------------------------------------------------
 # The home from LDAP is mounted only when it lies below one of these roots.
 c.LSSTSpawner.allowed_home_roots = env_list("LSST_HUB_HOME_ROOTS", "/gpfs/home")
+# /etc/passwd and /etc/group naming the person and their groups, so that whoami and
+# ls -l show names in images that do not know the site's accounts.
+c.LSSTSpawner.synthesize_passwd = env_bool("LSST_HUB_SYNTHESIZE_PASSWD", False)
 
 # -- Hub-managed services ----------------------------------------------------------
 services: list[dict[str, object]] = []

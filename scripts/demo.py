@@ -14,7 +14,9 @@ root, it starts:
    hub ServiceAccount's token. Each server is a real ``jupyterhub-singleuser``
    (JupyterLab) run by the devcluster as the person.
 
-Environment: ``DEMO_PORT`` (default 8000), ``DEMO_STATE_DIR`` (default ``.demo``,
+Environment: ``DEMO_PORT`` (default 8000), ``DEMO_HOST`` (the address the hub
+listens on, default ``127.0.0.1``; ``0.0.0.0`` to open it from another machine's
+browser), ``DEMO_STATE_DIR`` (default ``.demo``,
 or ``/var/tmp/lsst-hub-demo`` for a checkout other users cannot reach; homes under
 ``DEMO_STATE_DIR/host`` survive restarts, everything else is made anew),
 ``DEMO_EXIT_AFTER_READY=1`` (log in as alice over HTTP once the hub is
@@ -186,10 +188,12 @@ def tail(path: Path, lines: int = 40) -> str:
 class Demo:
     """The three services; :meth:`start` brings them up, :meth:`stop` takes them down."""
 
-    def __init__(self, state: Path, port: int) -> None:
+    def __init__(self, state: Path, port: int, host: str = "127.0.0.1") -> None:
         self.state = state
         self.port = port
+        # The demo's own requests go over loopback whatever address the hub listens on.
         self.url = f"http://127.0.0.1:{port}"
+        self.bind_url = f"http://{host}:{port}"
         self.logs = state / "logs"
         self.host_root = state / "host"
         self.kubeconfig = state / "kubeconfig"  # the cluster admin's
@@ -296,7 +300,7 @@ class Demo:
             JUPYTERHUB_CRYPT_KEY=secrets.token_hex(32),
             CONFIGPROXY_AUTH_TOKEN=secrets.token_hex(32),
             KUBECONFIG=str(self.hub_kubeconfig),
-            LSST_HUB_BIND_URL=self.url,
+            LSST_HUB_BIND_URL=self.bind_url,
             LSST_HUB_LDAP_URLS=self.slapd.ldap_url,  # ldap://localhost:PORT + StartTLS
             LSST_HUB_LDAP_STARTTLS="true",
             LSST_HUB_LDAP_CA_FILE=str(self.slapd.ca_file),
@@ -311,6 +315,7 @@ class Demo:
             LSST_HUB_CPU_GUARANTEE="0.5",
             LSST_HUB_MEM_GUARANTEE="512M",
             LSST_HUB_HOME_ROOTS="/gpfs/home",
+            LSST_HUB_SYNTHESIZE_PASSWD="true",  # noqa: S106 - a flag: whoami shows the name
             LSST_HUB_START_TIMEOUT="120",
             # The venv's jupyterhub-singleuser, which the people's uids can run. KubeSpawner
             # puts it in the container's args; the devcluster's process runtime runs the
@@ -399,8 +404,9 @@ class Demo:
             for user, (_, _, password, note) in PEOPLE.items()
         )
         kubectl = TOOLS_BIN / "kubectl"
+        listening = "" if self.bind_url == self.url else f" (listening on {self.bind_url})"
         return f"""
-lsst-hub demo running: {self.url}
+lsst-hub demo running: {self.url}{listening}
 
   Log in as (user, password):
 {people}
@@ -446,7 +452,7 @@ def main() -> int:
     port = int(os.environ.get("DEMO_PORT") or 8000)
     state = Path(os.environ.get("DEMO_STATE_DIR") or default_state_dir()).resolve()
     exit_after_ready = os.environ.get("DEMO_EXIT_AFTER_READY", "") not in ("", "0")
-    demo = Demo(state, port)
+    demo = Demo(state, port, os.environ.get("DEMO_HOST") or "127.0.0.1")
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:

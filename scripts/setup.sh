@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 PY=${PYTHON:-python3}
 
-apt_pkgs=(slapd ldap-utils openssl python3-venv)
+apt_pkgs=(slapd ldap-utils openssl python3-venv libnss-wrapper)
 [ "${SETUP_BROWSER:-0}" = 1 ] && apt_pkgs+=(chromium chromium-driver)
 missing=()
 for p in "${apt_pkgs[@]}"; do

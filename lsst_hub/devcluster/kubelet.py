@@ -36,6 +36,12 @@ Runtimes
       pod. The process has no mount namespace, so its working directory and
       ``HOME`` are translated through the container's volumeMounts: cwd is
       ``workingDir`` or else ``HOME`` (env) mapped to its host directory.
+    * ``/etc/passwd`` and ``/etc/group`` mounted from a volume (a ConfigMap with
+      ``subPath``, as the spawner's ``synthesize_passwd`` does) cannot replace the
+      machine's files without a mount namespace; when ``libnss_wrapper`` is
+      installed (Debian ``libnss-wrapper``) the process gets them through it
+      (``LD_PRELOAD`` with ``NSS_WRAPPER_PASSWD`` / ``NSS_WRAPPER_GROUP``), so
+      ``whoami`` and ``ls -l`` show the names.
     * identity: when the stand-in runs as root, the process runs with the
       effective ``runAsUser``/``runAsGroup`` (container over pod level) and the
       pod's ``supplementalGroups`` (and ``fsGroup``), so file ownership is real.
@@ -53,6 +59,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import glob
 import hashlib
 import os
 import random
@@ -151,6 +158,42 @@ def _argv(container: Obj) -> list[str]:
     local equivalent (this is how KubeSpawner passes ``jupyterhub-singleuser``).
     """
     return [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
+
+
+def _nss_wrapper_library() -> str | None:
+    """Debian's ``libnss-wrapper``, if installed."""
+    for pattern in (
+        "/usr/lib/*/libnss_wrapper.so",
+        "/usr/lib/libnss_wrapper.so",
+        "/usr/lib64/libnss_wrapper.so",
+    ):
+        found = sorted(glob.glob(pattern))
+        if found:
+            return found[0]
+    return None
+
+
+def _nss_wrapper_env(
+    container: Obj, mounts: dict[str, Path], map_path: Callable[[Obj, dict[str, Path], str], Path]
+) -> dict[str, str]:
+    """Environment that shows the process the passwd/group files mounted for it."""
+    wanted = {
+        target: name
+        for target, name in (
+            ("/etc/passwd", "NSS_WRAPPER_PASSWD"),
+            ("/etc/group", "NSS_WRAPPER_GROUP"),
+        )
+        if any(m.get("mountPath") == target for m in container.get("volumeMounts") or [])
+    }
+    library = _nss_wrapper_library() if wanted else None
+    if library is None:
+        return {}
+    env = {name: str(map_path(container, mounts, target)) for target, name in wanted.items()}
+    # nss_wrapper needs both files; the machine's own stands in for one not mounted.
+    env.setdefault("NSS_WRAPPER_PASSWD", "/etc/passwd")
+    env.setdefault("NSS_WRAPPER_GROUP", "/etc/group")
+    env["LD_PRELOAD"] = library
+    return env
 
 
 def _port_free(ip: str, port: int) -> bool:
@@ -722,6 +765,7 @@ class Kubelet:
             raise ValueError(f'exec: "{argv[0]}": executable file not found in $PATH')
         if "HOME" in env:
             env["HOME"] = str(self._map_path(container, mounts, env["HOME"]))
+        env.update(_nss_wrapper_env(container, mounts, self._map_path))
         workdir = container.get("workingDir")
         cwd = self._map_path(container, mounts, workdir) if workdir else Path(env.get("HOME", "/"))
         kwargs: dict[str, Any] = {}

@@ -212,3 +212,39 @@ async def test_stopping_the_cluster_stops_processes(make_devcluster: Any, tmp_pa
     proc = cluster.kubelet._workers[("default", "sleeper")].processes[0].proc
     await cluster.stop()
     assert proc.returncode is not None
+
+
+async def test_mounted_passwd_and_group_name_the_process(cluster: DevCluster) -> None:
+    # The spawner's synthesize_passwd mounts these over /etc; without a mount
+    # namespace the runtime shows them to the process through nss_wrapper.
+    uid, gid = os.getuid(), os.getgid()
+    files = {
+        "passwd": f"pat:x:{uid}:{gid}:Pat Test:/home/pat:/bin/sh\n",
+        "group": f"pat-team:x:{gid}:\n",
+    }
+    body = process_pod(
+        "names",
+        ["/bin/sh", "-c", "echo user=$(id -un) group=$(id -gn)"],
+        volumes=[{"name": "ids", "configMap": {"name": "ids"}}],
+        container={
+            "volumeMounts": [
+                {"name": "ids", "mountPath": f"/etc/{key}", "subPath": key, "readOnly": True}
+                for key in files
+            ]
+        },
+    )
+    async with cluster.api_client() as api:
+        core = client.CoreV1Api(api)
+        await core.create_namespaced_config_map(
+            "default", {"metadata": {"name": "ids"}, "data": files}
+        )
+        await core.create_namespaced_pod("default", body)
+
+        async def done() -> Any:
+            p = await read_pod(core, "names")
+            return p if p.status.phase in ("Succeeded", "Failed") else None
+
+        p = await eventually(done)
+        log = await core.read_namespaced_pod_log("names", "default")
+    assert p.status.phase == "Succeeded", log
+    assert "user=pat group=pat-team" in log
