@@ -149,16 +149,20 @@ def unlabel_chosen_node(env: Env, times: int) -> Any:
     return hook
 
 
-@pytest.mark.parametrize("cluster_options", [{"nodes": 1}])
-async def test_refused_node_is_replaced_once(env: Env) -> None:
+async def racing_spawner(env: Env, name: str, refusals: int) -> LSSTSpawner:
+    """Two gpu nodes next to node-1, and a spawner whose first ``refusals`` chosen
+    nodes lose their gpu label before the pod reaches the scheduler."""
     for i in (2, 3):
         await env.core.create_node(node_object(f"node-{i}", index=i, labels={"gpu": "yes"}))
-    spawner = env.spawner(
-        "gpu",
-        config=env.config(
-            node_affinity_required=gpu_affinity(), modify_pod_hook=unlabel_chosen_node(env, 1)
-        ),
+    hook = unlabel_chosen_node(env, refusals)
+    return env.spawner(
+        name, config=env.config(node_affinity_required=gpu_affinity(), modify_pod_hook=hook)
     )
+
+
+@pytest.mark.parametrize("cluster_options", [{"nodes": 1}])
+async def test_refused_node_is_replaced_once(env: Env) -> None:
+    spawner = await racing_spawner(env, "gpu", refusals=1)
     start = spawner.start()
     messages = [event["message"] async for event in spawner.progress()]
     await start
@@ -170,14 +174,7 @@ async def test_refused_node_is_replaced_once(env: Env) -> None:
 
 @pytest.mark.parametrize("cluster_options", [{"nodes": 1}])
 async def test_twice_refused_fails_with_the_scheduler_reason(env: Env) -> None:
-    for i in (2, 3):
-        await env.core.create_node(node_object(f"node-{i}", index=i, labels={"gpu": "yes"}))
-    spawner = env.spawner(
-        "nogpu",
-        config=env.config(
-            node_affinity_required=gpu_affinity(), modify_pod_hook=unlabel_chosen_node(env, 2)
-        ),
-    )
+    spawner = await racing_spawner(env, "nogpu", refusals=2)
     with pytest.raises(SpawnError) as info:
         await spawner.start()
     assert str(info.value).startswith("Kubernetes cannot schedule the server: ")
