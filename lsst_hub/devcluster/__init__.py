@@ -12,11 +12,13 @@ Modules, one idea each:
 * :mod:`.store` objects, resourceVersion, watch fan-out;
 * :mod:`.registry` REST semantics (create/update/patch/delete, finalizers, grace);
 * :mod:`.api` HTTP routes (:mod:`.selectors`, :mod:`.paging`, :mod:`.patch`,
-  :mod:`.errors`, :mod:`.validation`, :mod:`.discovery`, :mod:`.tables`);
+  :mod:`.errors`, :mod:`.validation`, :mod:`.discovery`, :mod:`.tables`,
+  :mod:`.protobuf` for the protobuf bodies kubectl's typed clients send);
 * :mod:`.controller` the wake-and-reconcile loop the controllers share;
 * :mod:`.scheduler` kube-scheduler-like filtering and scoring;
 * :mod:`.volumes` static PV/PVC binding; :mod:`.kubelet` noop and process runtimes;
-* :mod:`.metrics` the metrics.k8s.io API; :mod:`.rbac` optional authorization;
+* :mod:`.metrics` the metrics.k8s.io API; :mod:`.rbac` optional authorization
+  and impersonation; :mod:`.reviews` access reviews (``kubectl auth can-i``);
   :mod:`.faults` fault injection for tests;
 * :mod:`.cluster` :class:`DevCluster` / :class:`ThreadedDevCluster`;
   ``python -m lsst_hub.devcluster serve`` the command line.

@@ -14,6 +14,18 @@ takes ``resourceVersion`` and ``timeoutSeconds``. A list without ``limit`` is
 one page in creation order (per namespace); a paged list is in key order.
 Errors are ``Status`` objects. ``kubectl get`` Table answers are served.
 
+Kinds that are not stored (the access reviews of ``authorization.k8s.io/v1``,
+:mod:`.reviews`) take ``POST`` on the collection only (405 otherwise) and answer
+201 with the review's ``status`` filled in. Request bodies are JSON, or protobuf
+for the kinds :mod:`.protobuf` reads (what kubectl's typed clients send).
+
+``Impersonate-User``, ``Impersonate-Group``, ``Impersonate-Uid`` and
+``Impersonate-Extra-KEY`` headers (``kubectl --as``, ``--as-group``) are honoured
+on every request, discovery included, as the API server's impersonation filter
+does: the requester needs the verb ``impersonate`` on each (403 otherwise, with
+RBAC on), and the request then runs, RBAC checks included, as the impersonated
+user (:func:`.rbac.impersonation`).
+
 Test-only endpoints (not RBAC-checked) live under ``/_devcluster/``: see
 :mod:`lsst_hub.devcluster.faults` for ``/_devcluster/faults``;
 ``POST /_devcluster/tokens {"namespace": NS, "serviceAccount": NAME}`` mints a
@@ -31,16 +43,17 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from aiohttp import web
 
-from . import discovery, tables
+from . import discovery, protobuf, reviews, tables
 from . import resources as res
 from .errors import ApiError, bad_request, forbidden
 from .faults import Faults
 from .metrics import NODE_METRICS, POD_METRICS, metrics_entries
 from .paging import Page, list_page
-from .rbac import Authorizer, User
+from .rbac import Authorizer, User, impersonation
 from .registry import PODS, Registry, require
 from .selectors import Matcher, parse_field_selector, parse_label_selector
 from .store import Entry, Watcher, storage_key
@@ -54,6 +67,7 @@ __all__ = ["ApiContext", "make_app"]
 log = logging.getLogger(__name__)
 SERVICE_ACCOUNTS = require(res.find("", "v1", "serviceaccounts"))
 JSON = "application/json"
+_EXTRA_PREFIX = "impersonate-extra-"
 
 
 @dataclass
@@ -168,7 +182,7 @@ class ApiHandler:
         parts = [p for p in request.path.split("/") if p]
         if parts[:1] == ["_devcluster"]:
             return await self._devcluster(request, parts[1:])
-        user = self._authenticate(request)
+        user = self._impersonate(request, self._authenticate(request))
         if not parts or parts[0] not in ("api", "apis") or self._is_discovery(parts):
             return self._discovery(parts)
         if parts[0] == "api":
@@ -199,6 +213,8 @@ class ApiHandler:
             err = fault.error()
             if err is not None:
                 raise err
+        if not route.resource.stored:
+            return await self._review(request, route, verb, user)
         return await self._serve(request, route, verb)
 
     def _authenticate(self, request: web.Request) -> User:
@@ -208,6 +224,38 @@ class ApiHandler:
                 raise ApiError(401, "Unauthorized", "Unauthorized")
             return User("system:anonymous")
         return user
+
+    def _impersonate(self, request: web.Request, user: User) -> User:
+        """The user the request acts as: ``user``, or whom it may impersonate."""
+        headers = request.headers
+        extras = [
+            (unquote(key[len(_EXTRA_PREFIX) :].lower()), value)
+            for key, value in headers.items()
+            if key.lower().startswith(_EXTRA_PREFIX)
+        ]
+        wanted = impersonation(
+            headers.get("Impersonate-User"),
+            headers.getall("Impersonate-Group", []),
+            headers.get("Impersonate-Uid"),
+            extras,
+        )
+        if wanted is None:
+            return user
+        for t in wanted.targets:
+            resource = f"{t.resource}/{t.subresource}" if t.subresource else t.resource
+            if self.ctx.rbac and not self.ctx.authorizer.allowed(
+                user, "impersonate", t.group, resource, t.namespace, t.name
+            ):
+                raise forbidden(
+                    user.name,
+                    "impersonate",
+                    t.resource,
+                    t.group,
+                    t.namespace,
+                    t.name,
+                    t.subresource,
+                )
+        return wanted.user
 
     @staticmethod
     def _is_discovery(parts: list[str]) -> bool:
@@ -248,6 +296,8 @@ class ApiHandler:
         raw = await request.read()
         if not raw:
             return None
+        if request.content_type == protobuf.MEDIA_TYPE:
+            return protobuf.decode(raw)
         try:
             return json.loads(raw)
         except ValueError as exc:
@@ -478,6 +528,26 @@ class ApiHandler:
             if path.exists():
                 text = path.read_bytes()
         return web.Response(body=text, content_type="text/plain")
+
+    async def _review(
+        self, request: web.Request, route: Route, verb: str, user: User
+    ) -> web.Response:
+        """Answer a review (a kind that is created, never stored)."""
+        if verb != "create" or route.name is not None:
+            raise ApiError(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            )
+        body = await self._body(request)
+        if isinstance(body, dict):
+            # The server fills status in: what a client sends (kubectl an empty one) is replaced.
+            body.pop("status", None)
+        review = self.ctx.registry.admit(route.resource, body)
+        answer = reviews.answer(
+            route.resource, review, user, self.ctx.authorizer, enforced=self.ctx.rbac
+        )
+        return _json_response(answer, 201)
 
     def _token(self, namespace: str, name: str, body: Any) -> web.Response:
         self.ctx.registry.get(SERVICE_ACCOUNTS, namespace, name)

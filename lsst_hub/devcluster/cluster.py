@@ -288,6 +288,10 @@ class DevCluster:
                 raise ApiError(
                     404, "NotFound", f"no resource for {doc.get('apiVersion')} {doc.get('kind')}"
                 )
+            if not resource.stored:
+                raise ApiError(
+                    405, "MethodNotAllowed", f"a {resource.kind} is answered, not stored"
+                )
             ns = (doc.get("metadata") or {}).get("namespace") or namespace
             created.append(self.registry.create(resource, ns if resource.namespaced else "", doc))
         return created

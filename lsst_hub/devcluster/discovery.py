@@ -2,7 +2,8 @@
 
 Only the legacy (non-aggregated) discovery format is served; clients that ask
 for aggregated discovery (``as=APIGroupDiscoveryList``) fall back to it, as
-they do with older API servers.
+they do with older API servers. Kinds that are not stored (the access reviews
+of ``authorization.k8s.io/v1``) are listed with the one verb ``create``.
 """
 
 from __future__ import annotations
@@ -164,6 +165,9 @@ def openapi_v3_group_version(group: str, version: str) -> dict[str, Any] | None:
                 "responses": {"200": {"description": "OK"}},
             }
 
+        if not r.stored:
+            paths[base] = {"post": op("post")}  # a review is only ever created
+            continue
         paths[base] = {"post": op("post"), "get": op("list")}
         paths[base + "/{name}"] = {
             "get": op("get"),

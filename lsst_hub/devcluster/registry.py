@@ -6,7 +6,8 @@ against the OpenAPI schema; update refuses a stale resourceVersion with 409
 Conflict and keeps ``status`` apart from the main resource for kinds with a
 status subresource; delete honours finalizers and, for pods on a node, the grace
 period: the pod gets a deletionTimestamp and the (simulated) kubelet removes it
-once its containers have stopped.
+once its containers have stopped. Kinds that are answered rather than stored
+(access reviews) are only checked, by :meth:`Registry.admit`.
 """
 
 from __future__ import annotations
@@ -183,6 +184,21 @@ class Registry:
                 yield entry
 
     # -- create --------------------------------------------------------------
+    def admit(self, resource: ResourceType, body: Any) -> Obj:
+        """Check the body of a create that is answered, not stored (an access review).
+
+        The same kind and schema checks as :meth:`create`, without names,
+        namespaces or server-set metadata: such objects are never kept.
+
+        Raises
+        ------
+        ApiError
+            400 on a kind mismatch, 422 Invalid.
+        """
+        obj = self._check_kind(resource, body)
+        self._validate(resource, obj)
+        return obj
+
     def create(self, resource: ResourceType, namespace: str, body: Any) -> Obj:
         """Create an object (answer 201 with it).
 

@@ -1,4 +1,11 @@
-"""The resource types the dev cluster serves, as the API server's discovery names them."""
+"""The resource types the dev cluster serves, as the API server's discovery names them.
+
+Most types are stored objects with the usual verbs. The access reviews of
+``authorization.k8s.io/v1`` (``selfsubjectaccessreviews``,
+``subjectaccessreviews``) are not stored: like a real API server's, they only
+take ``create``, which answers the question the body asks
+(:mod:`lsst_hub.devcluster.reviews`).
+"""
 
 from __future__ import annotations
 
@@ -28,6 +35,9 @@ class ResourceType:
     validated
         Whether writes are checked against the Kubernetes OpenAPI schema
         (metrics have no schema in the official spec).
+    stored
+        Whether objects are kept; a type that is not (an access review) only
+        takes ``create``, which is answered and forgotten.
     """
 
     group: str
@@ -38,6 +48,7 @@ class ResourceType:
     short_names: tuple[str, ...] = ()
     subresources: tuple[str, ...] = ()
     validated: bool = True
+    stored: bool = True
 
     @property
     def api_version(self) -> str:
@@ -57,6 +68,8 @@ class ResourceType:
     @property
     def verbs(self) -> tuple[str, ...]:
         """Verbs discovery advertises."""
+        if not self.stored:
+            return ("create",)
         return (*_VERBS, "deletecollection") if self.namespaced else _VERBS
 
     @property
@@ -84,6 +97,22 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
     ResourceType(
         "rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False
+    ),
+    ResourceType(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectaccessreviews",
+        "SelfSubjectAccessReview",
+        False,
+        stored=False,
+    ),
+    ResourceType(
+        "authorization.k8s.io",
+        "v1",
+        "subjectaccessreviews",
+        "SubjectAccessReview",
+        False,
+        stored=False,
     ),
     ResourceType("metrics.k8s.io", "v1beta1", "nodes", "NodeMetrics", False, validated=False),
     ResourceType("metrics.k8s.io", "v1beta1", "pods", "PodMetrics", True, validated=False),

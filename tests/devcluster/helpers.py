@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 from kubernetes_asyncio import client
+from multidict import CIMultiDict
 
 from lsst_hub.devcluster import DevCluster
 
@@ -108,19 +109,21 @@ async def raw(
     body: Any = None,
     content_type: str = "application/json",
     token: str | None = None,
+    headers: list[tuple[str, str]] | None = None,
 ) -> tuple[int, Any]:
-    """One plain HTTP request to the cluster; returns (status, decoded JSON body)."""
-    headers = {"Authorization": f"Bearer {token or cluster.admin_token}"}
+    """One plain HTTP request to the cluster; returns (status, decoded JSON body).
+
+    ``headers`` are sent as well, repeated names included; a ``bytes`` body is sent as is.
+    """
+    sent = CIMultiDict({"Authorization": f"Bearer {token or cluster.admin_token}"})
     if body is not None:
-        headers["Content-Type"] = content_type
+        sent["Content-Type"] = content_type
+    for name, value in headers or []:
+        sent.add(name, value)
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body)
     async with (
         aiohttp.ClientSession() as session,
-        session.request(
-            method,
-            cluster.url + path,
-            data=None if body is None else json.dumps(body),
-            headers=headers,
-        ) as response,
+        session.request(method, cluster.url + path, data=data, headers=sent) as response,
     ):
         text = await response.text()
         return response.status, (json.loads(text) if text else None)
