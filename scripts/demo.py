@@ -53,6 +53,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from tests.support.kubeconfig import kube_request  # noqa: E402
 from tests.support.slapd import (  # noqa: E402 - needs the repository on sys.path
     GROUPS_DN,
     PEOPLE_DN,
@@ -253,6 +254,7 @@ class Demo:
                     # As in a cluster: the hub's ServiceAccount has only the rights the
                     # chart's Role and helm-values/cluster-rbac.yaml give it.
                     "--rbac",
+                    "--tls",  # kubectl sends the kubeconfig's token to https servers only
                     f"--token={hub_token}=system:serviceaccount:{NAMESPACE}:hub",
                 ],
                 cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -280,13 +282,7 @@ class Demo:
 
     def kube(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """One request to the devcluster with the kubeconfig's credentials."""
-        config = yaml.safe_load(self.kubeconfig.read_text())
-        cluster = config["clusters"][0]["cluster"]
-        user = config["users"][0]["user"]
-        headers = {"Authorization": f"Bearer {user['token']}"} if user.get("token") else {}
-        return requests.request(
-            method, cluster["server"] + path, headers=headers, timeout=10, **kwargs
-        )
+        return kube_request(self.kubeconfig, method, path, **kwargs)
 
     def hub_env(self) -> dict[str, str]:
         assert self.slapd is not None

@@ -1,7 +1,7 @@
 """``python -m lsst_hub.devcluster serve``: run a dev cluster until SIGTERM/SIGINT.
 
-Prints ``devcluster serving at http://127.0.0.1:PORT`` (the first line of
-output), writes a kubeconfig (admin token) to ``--kubeconfig``, and on
+Prints ``devcluster serving at http://127.0.0.1:PORT`` (``https://`` with
+``--tls``; the first line of output), writes a kubeconfig (admin token) to ``--kubeconfig``, and on
 SIGTERM/SIGINT stops the processes of the process runtime and exits 0.
 ``--token TOKEN=USER`` maps a fixed bearer token to a user
 (``system:serviceaccount:NS:NAME`` gets the ServiceAccount's groups) for
@@ -38,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--start-delay", type=float, default=0.0, help="seconds to Running")
     serve.add_argument("--rbac", action="store_true", help="enforce RBAC for non-admin tokens")
     serve.add_argument("--token", action="append", default=[], metavar="TOKEN=USER")
+    serve.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a fresh CA (in the kubeconfig); kubectl sends tokens only so",
+    )
     return parser
 
 
@@ -55,6 +60,7 @@ async def _serve(args: argparse.Namespace) -> int:
         host_root=args.host_root,
         state_dir=args.state_dir,
         port=args.port,
+        tls=args.tls,
     )
     for mapping in args.token:
         token, _, user = mapping.partition("=")

@@ -16,6 +16,7 @@ Two ways to run it from Python:
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import secrets
@@ -37,6 +38,7 @@ from .registry import NAMESPACES, NODES, Registry
 from .resources import RESOURCES
 from .scheduler import Scheduler
 from .store import Obj, Store
+from .tls import ServerTLS, make_server_tls
 from .validation import DEFAULT_KUBE_VERSION, Validator
 from .volumes import VolumeBinder
 
@@ -156,6 +158,7 @@ class DevCluster:
         kubelet_events: bool = True,
         history: int = 10_000,
         port: int = 0,
+        tls: bool = False,
     ) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if state_dir is None:
@@ -167,6 +170,7 @@ class DevCluster:
         self.node_cpu, self.node_memory, self.node_pods = node_cpu, node_memory, node_pods
         self.kube_version = kube_version
         self.port = port
+        self.tls: ServerTLS | None = make_server_tls(self.state_dir / "tls") if tls else None
         self.admin_token = secrets.token_urlsafe(24)
         self.store = Store(history=history)
         self.registry = Registry(self.store, Validator(kube_version))
@@ -198,8 +202,9 @@ class DevCluster:
     # -- life cycle ----------------------------------------------------------------
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:PORT``."""
-        return f"http://127.0.0.1:{self.port}"
+        """``http://127.0.0.1:PORT`` (``https://`` with ``tls=True``)."""
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
         """Register namespaces and nodes, start controllers, serve, write the kubeconfig."""
@@ -215,7 +220,12 @@ class DevCluster:
             app, handle_signals=False, access_log=None, shutdown_timeout=1.0
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        site = web.TCPSite(
+            self._runner,
+            "127.0.0.1",
+            self.port,
+            ssl_context=self.tls.server_context() if self.tls else None,
+        )
         await site.start()
         self.port = int(self._runner.addresses[0][1])  # the port bound for port 0
         self.ctx.address = f"127.0.0.1:{self.port}"
@@ -298,10 +308,13 @@ class DevCluster:
 
     def write_kubeconfig(self, path: str | Path, token: str | None = None) -> Path:
         """Write a kubeconfig for this cluster (admin token unless ``token`` given)."""
+        cluster: dict[str, str] = {"server": self.url}
+        if self.tls:
+            cluster["certificate-authority-data"] = base64.b64encode(self.tls.ca_pem()).decode()
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "devcluster", "cluster": {"server": self.url}}],
+            "clusters": [{"name": "devcluster", "cluster": cluster}],
             "users": [{"name": "devcluster-user", "user": {"token": token or self.admin_token}}],
             "contexts": [
                 {
@@ -328,6 +341,8 @@ class DevCluster:
         configuration = client.Configuration(host=self.url)
         configuration.api_key = {"BearerToken": token or self.admin_token}
         configuration.api_key_prefix = {"BearerToken": "Bearer"}
+        if self.tls:
+            configuration.ssl_ca_cert = str(self.tls.ca_file)
         api = client.ApiClient(configuration)
         try:
             yield api

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 import requests
-import yaml
 
+from tests.support.kubeconfig import kube_request
 from tests.support.slapd import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,11 +95,7 @@ class RunningDemo:
         return self.log.read_text(errors="replace")
 
     def kube(self, path: str) -> Any:
-        config = yaml.safe_load(Path(self.info["kubeconfig"]).read_text())
-        server = config["clusters"][0]["cluster"]["server"]
-        token = config["users"][0]["user"].get("token")
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        answer = requests.get(server + path, headers=headers, timeout=10)
+        answer = kube_request(Path(self.info["kubeconfig"]), "GET", path)
         answer.raise_for_status()
         return answer.json()
 

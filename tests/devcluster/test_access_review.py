@@ -91,8 +91,8 @@ subjects:
 - {kind: ServiceAccount, name: hub, namespace: jhub}
 """
 
-# kubectl sends no credentials over plain HTTP: it is system:anonymous here, and
-# may use --as only once anonymous may impersonate.
+# kubectl sends no credentials over plain HTTP: it is system:anonymous there, and
+# may use --as only once anonymous may impersonate (with tls=True it sends the token).
 ANONYMOUS_IMPERSONATOR = """
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
@@ -490,3 +490,46 @@ async def test_kubectl_auth_can_i_as_the_service_account(
         answers.append((code, out.strip()))
         assert "Error" not in err, err
     assert answers == [(0 if a == "yes" else 1, a) for _, a in questions]
+
+
+async def kubectl_run(kubectl: Path, kubeconfig: Path, *args: str) -> tuple[int, str, str]:
+    """``kubectl ARGS`` with ``kubeconfig``: (exit code, stdout, stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        str(kubectl),
+        *args,
+        env=kubectl_env(kubeconfig),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_over_tls_kubectl_sends_the_token(
+    kubectl: Path, make_devcluster: Any, tmp_path: Path
+) -> None:
+    cluster: DevCluster = await make_devcluster(nodes=2, rbac=True, tls=True)
+    cluster.create_objects(MANIFESTS)
+    assert cluster.url.startswith("https://127.0.0.1:")
+    # The admin's kubeconfig: the token arrives, so kubectl is the admin, not anonymous,
+    # and may impersonate the hub's account without any extra binding.
+    code, out, err = await kubectl_run(kubectl, cluster.kubeconfig, "get", "nodes", "-o", "name")
+    assert code == 0, err
+    assert out.split() == ["node/node-1", "node/node-2"]
+    assert await can_i(kubectl, cluster, "list", "pods", "-n", "jhub", f"--as={SA}") == (
+        0,
+        "yes\n",
+        "",
+    )
+    # The hub account's own token: its Role applies, nothing more.
+    hub = cluster.write_kubeconfig(tmp_path / "hub", cluster.authorizer.issue("jhub", "hub"))
+    code, _, err = await kubectl_run(kubectl, hub, "get", "pods", "-n", "jhub")
+    assert code == 0, err
+    code, _, err = await kubectl_run(kubectl, hub, "get", "secrets", "-n", "default")
+    assert code == 1
+    assert f'User "{SA}" cannot list resource "secrets"' in err
+    # Python clients use the same CA.
+    async with cluster.api_client() as api:
+        nodes = await client.CoreV1Api(api).list_node()
+    assert [n.metadata.name for n in nodes.items] == ["node-1", "node-2"]
