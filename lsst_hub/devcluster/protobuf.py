@@ -2,9 +2,10 @@
 
 kubectl's typed clients send built-in kinds as ``application/vnd.kubernetes.protobuf``
 whatever the server: ``kubectl auth can-i`` posts its SelfSubjectAccessReview
-that way. The encoding is the magic ``k8s\\x00`` followed by a ``runtime.Unknown``
-envelope (``typeMeta``, ``raw``, ...) whose ``raw`` is the object's own
-protobuf message, without its kind and apiVersion.
+that way, and ``kubectl create token`` its TokenRequest. The encoding is the
+magic ``k8s\\x00`` followed by a ``runtime.Unknown`` envelope (``typeMeta``,
+``raw``, ...) whose ``raw`` is the object's own protobuf message, without its
+kind and apiVersion.
 
 There is no protobuf library or generated type here: this is a wire-format
 reader with a table of the messages it understands (:data:`KINDS`, field
@@ -82,6 +83,19 @@ _MESSAGES: dict[str, dict[int, tuple[str, str]]] = {
         4: ("denied", "bool"),
     },
     "ExtraValue": {1: ("items", "[string]")},
+    # kubectl create token (the status, field 3, is the server's: skipped).
+    "TokenRequest": {1: ("metadata", "ObjectMeta"), 2: ("spec", "TokenRequestSpec")},
+    "TokenRequestSpec": {
+        1: ("audiences", "[string]"),
+        3: ("boundObjectRef", "BoundObjectReference"),
+        4: ("expirationSeconds", "int"),
+    },
+    "BoundObjectReference": {
+        1: ("kind", "string"),
+        2: ("apiVersion", "string"),
+        3: ("name", "string"),
+        4: ("uid", "string"),
+    },
 }
 _SCALARS = ("string", "bool", "int", "bytes")
 # Messages whose JSON form is the value of their one field (a list, for ExtraValue).
@@ -90,6 +104,7 @@ _UNWRAPPED = {"ExtraValue": "items"}
 KINDS: dict[tuple[str, str], str] = {
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): "SelfSubjectAccessReview",
     ("authorization.k8s.io/v1", "SubjectAccessReview"): "SubjectAccessReview",
+    ("authentication.k8s.io/v1", "TokenRequest"): "TokenRequest",
 }
 """``(apiVersion, kind)`` that can be read from protobuf, and their message."""
 

@@ -434,10 +434,10 @@ async def test_protobuf_subject_access_review_with_groups(make_devcluster: Any) 
 
 async def test_protobuf_bodies_of_other_kinds_are_unsupported(make_devcluster: Any) -> None:
     cluster, _ = await review_cluster(make_devcluster)
-    path = "/api/v1/namespaces/jhub/serviceaccounts/hub/token"
+    path = "/api/v1/namespaces/jhub/configmaps"
     proto = "application/vnd.kubernetes.protobuf"
-    token_request = _envelope("authentication.k8s.io/v1", "TokenRequest", b"")
-    code, status = await raw(cluster, "POST", path, token_request, content_type=proto)
+    configmap = _envelope("v1", "ConfigMap", b"")
+    code, status = await raw(cluster, "POST", path, configmap, content_type=proto)
     assert (code, status["reason"]) == (415, "UnsupportedMediaType")
     code, status = await raw(cluster, "POST", path, b"not protobuf", content_type=proto)
     assert (code, status["reason"]) == (400, "BadRequest")
@@ -533,3 +533,21 @@ async def test_over_tls_kubectl_sends_the_token(
     async with cluster.api_client() as api:
         nodes = await client.CoreV1Api(api).list_node()
     assert [n.metadata.name for n in nodes.items] == ["node-1", "node-2"]
+
+
+async def test_kubectl_create_token_and_use_it(
+    kubectl: Path, make_devcluster: Any, tmp_path: Path
+) -> None:
+    # kubectl sends the TokenRequest as protobuf; the token it prints is the account's.
+    cluster: DevCluster = await make_devcluster(nodes=1, rbac=True, tls=True)
+    cluster.create_objects(MANIFESTS)
+    code, out, err = await kubectl_run(
+        kubectl, cluster.kubeconfig, "create", "token", "hub", "-n", "jhub", "--duration=600s"
+    )
+    assert code == 0, err
+    token = out.strip()
+    assert token and "\n" not in token
+    hub = cluster.write_kubeconfig(tmp_path / "hub", token)
+    assert (await kubectl_run(kubectl, hub, "get", "pods", "-n", "jhub"))[0] == 0
+    code, _, err = await kubectl_run(kubectl, hub, "get", "nodes")
+    assert code == 1 and f'User "{SA}" cannot list resource "nodes"' in err
