@@ -220,14 +220,15 @@ class LDAPAuthenticator(Authenticator):
         help="Where groups are searched (subtree), e.g. ``ou=groups,dc=example,dc=org``.",
     )
     group_search_filter = Unicode(
-        "(|(&(objectClass=posixGroup)(memberUid={username}))"
+        "(|(&(objectClass=posixGroup)(|(memberUid={username})(gidNumber={gid_number})))"
         "(&(objectClass=groupOfNames)(member={dn}))"
         "(&(objectClass=groupOfUniqueNames)(uniqueMember={dn})))",
         config=True,
-        help="""Filter for the groups a user belongs to; ``{username}`` and ``{dn}``
-        (the user's DN) are filter-escaped. The default covers posixGroup
-        ``memberUid``, groupOfNames ``member`` and groupOfUniqueNames
-        ``uniqueMember``. Group names are the ``cn``;
+        help="""Filter for the groups a user belongs to; ``{username}``, ``{dn}``
+        (the user's DN) and ``{gid_number}`` (the primary gid) are filter-escaped.
+        The default covers posixGroup ``memberUid`` and the posixGroup of the
+        primary gid (a member without being listed, as ``id`` shows it),
+        groupOfNames ``member`` and groupOfUniqueNames ``uniqueMember``. Group names are the ``cn``;
         ``gidNumber`` is kept when present.""",
     )
     search_page_size = Integer(
@@ -369,11 +370,16 @@ class LDAPAuthenticator(Authenticator):
         value: str = proposal["value"]
         if "{username}" not in value and name == "user_search_filter":
             raise ValueError("user_search_filter must contain {username}")
+        # The placeholders each filter is formatted with (see LDAPDirectory).
+        fields = {"username": "x"}
+        if name == "group_search_filter":
+            fields.update(dn="x", gid_number="1")
         try:
-            value.format(username="x", dn="x")
+            value.format(**fields)
         except (KeyError, IndexError, ValueError) as exc:
+            allowed = " and ".join("{" + f + "}" for f in fields)
             raise ValueError(
-                f"{name} {value!r}: only {{username}} and {{dn}} may appear in braces "
+                f"{name} {value!r}: only {allowed} may appear in braces "
                 f"(write a literal brace as {{{{ or }}}}): {exc!r}"
             ) from None
         return value

@@ -125,7 +125,7 @@ class DirectorySettings:
     user_search_filter: str = "(&(objectClass=posixAccount)(uid={username}))"
     group_search_base: str = ""
     group_search_filter: str = (
-        "(|(&(objectClass=posixGroup)(memberUid={username}))"
+        "(|(&(objectClass=posixGroup)(|(memberUid={username})(gidNumber={gid_number})))"
         "(&(objectClass=groupOfNames)(member={dn}))"
         "(&(objectClass=groupOfUniqueNames)(uniqueMember={dn})))"
     )
@@ -483,9 +483,14 @@ class LDAPDirectory:
     def _user_filter(self, username: str) -> str:
         return self.settings.user_search_filter.format(username=escape_filter_chars(username))
 
-    def _group_filter(self, username: str, dn: str) -> str:
+    def _group_filter(self, username: str, dn: str, attrs: dict[str, Any]) -> str:
+        # The primary gid takes part in the filter, so an entry without the POSIX
+        # attributes is refused here, with the same message as after the search.
+        gid = self._identity(username, dn, attrs, []).gid_number
         return self.settings.group_search_filter.format(
-            username=escape_filter_chars(username), dn=escape_filter_chars(dn)
+            username=escape_filter_chars(username),
+            dn=escape_filter_chars(dn),
+            gid_number=gid,
         )
 
     def _template_dns(self, username: str) -> list[str]:
@@ -527,7 +532,7 @@ class LDAPDirectory:
             return self._authenticate_direct(username, password, limit)
         dn, attrs = self._find_user(username, limit)
         _close(self._bind(dn, password, limit))
-        return self._identity(username, dn, attrs, self._groups(username, dn, limit))
+        return self._identity(username, dn, attrs, self._groups(username, dn, attrs, limit))
 
     def _authenticate_direct(self, username: str, password: str, deadline: _Deadline) -> Identity:
         """Direct bind with the DN templates, in order.
@@ -565,13 +570,13 @@ class LDAPDirectory:
                             "bind_dn_template exists and owns this username"
                         )
                 if self.settings.search_bind_dn:
-                    groups = self._groups(username, dn, deadline)
+                    groups = self._groups(username, dn, attrs, deadline)
                 else:
                     groups = groups_from_entries(
                         self._search(
                             conn,
                             self.settings.group_search_base,
-                            self._group_filter(username, dn),
+                            self._group_filter(username, dn, attrs),
                             self.names.group,
                             deadline,
                         ),
@@ -628,13 +633,15 @@ class LDAPDirectory:
                 raise UserNotFoundError(f"none of {dns!r} exists")
         else:
             dn, attrs = self._find_user(username, limit)
-        return self._identity(username, dn, attrs, self._groups(username, dn, limit))
+        return self._identity(username, dn, attrs, self._groups(username, dn, attrs, limit))
 
-    def _groups(self, username: str, dn: str, deadline: _Deadline) -> list[Group]:
+    def _groups(
+        self, username: str, dn: str, attrs: dict[str, Any], deadline: _Deadline
+    ) -> list[Group]:
         return groups_from_entries(
             self._service_search(
                 self.settings.group_search_base,
-                self._group_filter(username, dn),
+                self._group_filter(username, dn, attrs),
                 self.names.group,
                 deadline,
             ),

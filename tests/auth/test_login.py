@@ -151,6 +151,27 @@ async def test_every_group_kind_counts(make_authenticator: Make, slapd: Slapd) -
         slapd.delete(dn)
 
 
+async def test_primary_group_counts_without_listing_the_member(
+    make_authenticator: Make, slapd: Slapd
+) -> None:
+    # POSIX: the group of a person's gidNumber is theirs even when its memberUid does
+    # not list them (user-private groups, site-wide primary groups), as `id` shows.
+    dn = slapd.add_user("erin", "erinpw", uid_number=31001, gid_number=31000)
+    group = slapd.add_group("erin-lab", gid_number=31000)
+    other = slapd.add_group("other-lab", gid_number=31002)
+    try:
+        result = await login(make_authenticator(allow_all=True), "erin", "erinpw")
+        assert result is not None
+        groups = {g["name"]: g["gid"] for g in result["auth_state"]["groups"]}
+        assert groups == {"erin-lab": 31000}
+        # and admission by group follows: the primary group may be the allowed one
+        auth = make_authenticator(allowed_groups={"erin-lab"})
+        assert await login(auth, "erin", "erinpw") is not None
+    finally:
+        for entry in (dn, group, other):
+            slapd.delete(entry)
+
+
 async def test_user_without_posix_attributes_fails(
     make_authenticator: Make, slapd: Slapd, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -137,6 +137,8 @@ def test_bad_templates_are_refused(make_authenticator: Make, value: Any) -> None
     [
         ("user_search_filter", "(uid={user})"),
         ("user_search_filter", "(uid={username})(x={0})"),
+        ("user_search_filter", "(&(uid={username})(gidNumber={gid_number}))"),
+        ("user_search_filter", "(&(uid={username})(manager={dn}))"),
         ("group_search_filter", "(member={member})"),
         ("group_search_filter", "(cn={username)"),
     ],
@@ -147,3 +149,8 @@ def test_bad_filters_are_refused(make_authenticator: Make, trait: str, value: st
 
     with pytest.raises((TraitError, ValueError)):
         make_authenticator(**{trait: value})
+
+
+def test_group_filter_placeholders_are_accepted(make_authenticator: Make) -> None:
+    value = "(|(memberUid={username})(member={dn})(gidNumber={gid_number}))"
+    assert make_authenticator(group_search_filter=value).group_search_filter == value
