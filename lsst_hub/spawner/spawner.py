@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from kubespawner.slugs import is_valid_label
+from tornado import web
 from traitlets import Bool, Dict, Enum, Float, List, Unicode, default, validate
 
 from ..identity import Identity, IdentityError
@@ -38,13 +39,22 @@ __all__ = ["LSSTSpawner", "SpawnError"]
 MANAGED_BY = {"app.kubernetes.io/managed-by": "lsst-hub"}
 
 
-class SpawnError(RuntimeError):
-    """A spawn that cannot succeed; the message is shown on the spawn page."""
+class SpawnError(web.HTTPError):
+    """A spawn that cannot succeed; the message is shown on the spawn page.
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
+    An HTTP error so that JupyterHub passes it on as it is: a spawn that fails
+    within its first second is answered directly, and JupyterHub would replace
+    any other exception by "Unhandled error starting server". ``status_code``
+    503 marks a cluster without room (try later), 500 the rest.
+    """
+
+    def __init__(self, message: str, status_code: int = 500) -> None:
+        super().__init__(status_code, "%s", message)
         # JupyterHub shows this attribute to the person instead of a generic error.
         self.jupyterhub_message = message
+
+    def __str__(self) -> str:
+        return self.jupyterhub_message
 
 
 class _JSON:
@@ -428,7 +438,7 @@ class LSSTSpawner(KubeSpawner):
             node_affinity=list(self.node_affinity_required or []),
         )
         if placement.node is None:
-            raise SpawnError(placement.reason)
+            raise SpawnError(placement.reason, 503)
         self._reservation = f"{self.namespace}/{self.pod_name}"
         cache.reserve(self._reservation, placement.node, cpu, memory)
         self._say(placement.reason)
@@ -503,7 +513,7 @@ class LSSTSpawner(KubeSpawner):
                 # read the refused pod's status.
                 await self.stop(now=True)
                 if node is None or exclude:
-                    raise SpawnError(f"Kubernetes cannot schedule the server: {reason}")
+                    raise SpawnError(f"Kubernetes cannot schedule the server: {reason}", 503)
                 self._say(f"{node} refused the server ({reason}); choosing another node")
                 exclude.append(node)
                 continue

@@ -10,6 +10,7 @@ The server is the system Python's ``http.server`` (the venv's Python lives under
 
 from __future__ import annotations
 
+import html
 import os
 import sys
 import textwrap
@@ -282,3 +283,23 @@ def test_hub_restart_keeps_running_pods_and_deletes_orphans(cluster: Cluster, hu
         assert "deleting orphan notebook pod jhub/jupyter-zed" in second.log_text()
     finally:
         second.stop()
+
+
+def test_impossible_spawn_tells_the_person_why(cluster: Cluster, hub: Any) -> None:
+    running = hub("c.LSSTSpawner.cpu_guarantee = 64")
+    why = "No node can start a server with 64 CPU and 64 MiB memory: of 2 nodes, 2 have too"
+    # The person, in the browser: the spawn fails at once, so JupyterHub answers the
+    # spawn request itself, with our sentence and 503 (no room) rather than its
+    # generic "Unhandled error starting server".
+    session = new_session()
+    assert login(running, "alice", "any", session=session).status_code == 302
+    page = session.get(f"{running.url}/hub/spawn/alice", timeout=60)
+    assert page.status_code == 503
+    assert why in html.unescape(page.text)
+    assert "Unhandled error" not in page.text
+    # The REST API says the same.
+    response = running.api("POST", "/users/alice/server")
+    assert response.status_code == 503
+    assert response.json()["message"].startswith(why)
+    wait_for(lambda: server_gone(running, "alice"), what="the failed server to be forgotten")
+    assert cluster.pods() == []
