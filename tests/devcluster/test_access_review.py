@@ -446,20 +446,23 @@ async def test_protobuf_bodies_of_other_kinds_are_unsupported(make_devcluster: A
 # -- the real kubectl ----------------------------------------------------------------
 
 
-async def can_i(kubectl: Path, cluster: DevCluster, *args: str) -> tuple[int, str, str]:
-    """``kubectl auth can-i ARGS``: (exit code, stdout, stderr); the cluster serves meanwhile."""
+async def kubectl_run(kubectl: Path, kubeconfig: Path, *args: str) -> tuple[int, str, str]:
+    """``kubectl ARGS`` with ``kubeconfig``: (exit code, stdout, stderr)."""
     process = await asyncio.create_subprocess_exec(
         str(kubectl),
-        "auth",
-        "can-i",
         *args,
-        env=kubectl_env(cluster.kubeconfig),
+        env=kubectl_env(kubeconfig),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
+
+
+async def can_i(kubectl: Path, cluster: DevCluster, *args: str) -> tuple[int, str, str]:
+    """``kubectl auth can-i ARGS`` with the cluster's (admin) kubeconfig."""
+    return await kubectl_run(kubectl, cluster.kubeconfig, "auth", "can-i", *args)
 
 
 async def test_kubectl_auth_can_i_as_the_service_account(
@@ -490,20 +493,6 @@ async def test_kubectl_auth_can_i_as_the_service_account(
         answers.append((code, out.strip()))
         assert "Error" not in err, err
     assert answers == [(0 if a == "yes" else 1, a) for _, a in questions]
-
-
-async def kubectl_run(kubectl: Path, kubeconfig: Path, *args: str) -> tuple[int, str, str]:
-    """``kubectl ARGS`` with ``kubeconfig``: (exit code, stdout, stderr)."""
-    process = await asyncio.create_subprocess_exec(
-        str(kubectl),
-        *args,
-        env=kubectl_env(kubeconfig),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 async def test_over_tls_kubectl_sends_the_token(
