@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,7 +26,7 @@ from ldap3.core import exceptions as ldap_exc
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn
 
-from ..identity import Group, Identity
+from ..identity import Identity
 from .attributes import (
     AttributeNames,
     IncompleteIdentityError,
@@ -409,17 +409,8 @@ class LDAPDirectory:
         cookie: bytes | None = None
         while True:
             self._arm(conn, deadline)
-            if page:
-                conn.search(
-                    base,
-                    flt,
-                    scope,
-                    attributes=list(attributes),
-                    paged_size=page,
-                    paged_cookie=cookie,
-                )
-            else:
-                conn.search(base, flt, scope, attributes=list(attributes))
+            paging = {"paged_size": page, "paged_cookie": cookie} if page else {}
+            conn.search(base, flt, scope, attributes=list(attributes), **paging)
             result = conn.result or {}
             code = result.get("result")
             entries.extend(
@@ -483,14 +474,11 @@ class LDAPDirectory:
     def _user_filter(self, username: str) -> str:
         return self.settings.user_search_filter.format(username=escape_filter_chars(username))
 
-    def _group_filter(self, username: str, dn: str, attrs: dict[str, Any]) -> str:
-        # The primary gid takes part in the filter, so an entry without the POSIX
-        # attributes is refused here, with the same message as after the search.
-        gid = self._identity(username, dn, attrs, []).gid_number
+    def _group_filter(self, person: Identity) -> str:
         return self.settings.group_search_filter.format(
-            username=escape_filter_chars(username),
-            dn=escape_filter_chars(dn),
-            gid_number=gid,
+            username=escape_filter_chars(person.username),
+            dn=escape_filter_chars(person.ldap_dn),
+            gid_number=person.gid_number,
         )
 
     def _template_dns(self, username: str) -> list[str]:
@@ -509,10 +497,8 @@ class LDAPDirectory:
         dn, attrs = entries[0]
         return dn, attrs
 
-    def _identity(
-        self, username: str, dn: str, attrs: dict[str, Any], groups: list[Group]
-    ) -> Identity:
-        return identity_from_entry(username, dn, attrs, groups, self.names)
+    def _identity(self, username: str, dn: str, attrs: dict[str, Any]) -> Identity:
+        return identity_from_entry(username, dn, attrs, (), self.names)
 
     def authenticate(self, username: str, password: str, deadline: float | None = None) -> Identity:
         """Check the password and read the identity.
@@ -532,7 +518,7 @@ class LDAPDirectory:
             return self._authenticate_direct(username, password, limit)
         dn, attrs = self._find_user(username, limit)
         _close(self._bind(dn, password, limit))
-        return self._identity(username, dn, attrs, self._groups(username, dn, attrs, limit))
+        return self._with_groups(self._identity(username, dn, attrs), limit)
 
     def _authenticate_direct(self, username: str, password: str, deadline: _Deadline) -> Identity:
         """Direct bind with the DN templates, in order.
@@ -569,19 +555,12 @@ class LDAPDirectory:
                             f"the password fits {dn!r}, but {earlier!r} from an earlier "
                             "bind_dn_template exists and owns this username"
                         )
-                if self.settings.search_bind_dn:
-                    groups = self._groups(username, dn, attrs, deadline)
-                else:
-                    groups = groups_from_entries(
-                        self._search(
-                            conn,
-                            self.settings.group_search_base,
-                            self._group_filter(username, dn, attrs),
-                            self.names.group,
-                            deadline,
-                        ),
-                        self.names,
-                    )
+                # Groups are read as the service account when there is one, else
+                # as the person.
+                service = bool(self.settings.search_bind_dn)
+                person = self._with_groups(
+                    self._identity(username, dn, attrs), deadline, None if service else conn
+                )
             except _CONNECTION_ERRORS as exc:
                 deadline.check([f"reading {dn!r}: {_describe(exc)}"])
                 raise DirectoryUnavailableError(
@@ -589,7 +568,7 @@ class LDAPDirectory:
                 ) from None
             finally:
                 _close(conn)
-            return self._identity(username, dn, attrs, groups)
+            return person
         raise InvalidCredentialsError("; ".join(refusals))
 
     def _exists(self, dn: str, user_conn: ldap3.Connection, deadline: _Deadline) -> bool:
@@ -633,20 +612,24 @@ class LDAPDirectory:
                 raise UserNotFoundError(f"none of {dns!r} exists")
         else:
             dn, attrs = self._find_user(username, limit)
-        return self._identity(username, dn, attrs, self._groups(username, dn, attrs, limit))
+        return self._with_groups(self._identity(username, dn, attrs), limit)
 
-    def _groups(
-        self, username: str, dn: str, attrs: dict[str, Any], deadline: _Deadline
-    ) -> list[Group]:
-        return groups_from_entries(
-            self._service_search(
-                self.settings.group_search_base,
-                self._group_filter(username, dn, attrs),
-                self.names.group,
-                deadline,
-            ),
-            self.names,
+    def _with_groups(
+        self, person: Identity, deadline: _Deadline, conn: ldap3.Connection | None = None
+    ) -> Identity:
+        """``person`` with their groups, searched on ``conn`` (default: the service account).
+
+        The identity comes first because the filter needs the primary gid: an entry
+        without its POSIX attributes is refused before any group search.
+        """
+        args = (
+            self.settings.group_search_base,
+            self._group_filter(person),
+            self.names.group,
+            deadline,
         )
+        found = self._service_search(*args) if conn is None else self._search(conn, *args)
+        return replace(person, groups=tuple(groups_from_entries(found, self.names)))
 
 
 def _paged_cookie(result: dict[str, Any]) -> bytes | None:
