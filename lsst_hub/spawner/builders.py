@@ -314,6 +314,10 @@ def passwd_volume(configmap_name: str) -> tuple[Obj, list[Obj]]:
 
 
 # -- placement ---------------------------------------------------------------
+def _hostname_pin(node: str) -> Obj:
+    return {"key": HOSTNAME_LABEL, "operator": "In", "values": [node]}
+
+
 def pin_to_node(affinity: Mapping[str, Any] | None, node: str) -> Obj:
     """Return ``affinity`` with a required ``kubernetes.io/hostname In [node]``.
 
@@ -325,9 +329,8 @@ def pin_to_node(affinity: Mapping[str, Any] | None, node: str) -> Obj:
     node_affinity = result.setdefault("nodeAffinity", {})
     required = node_affinity.setdefault("requiredDuringSchedulingIgnoredDuringExecution", {})
     terms = required.get("nodeSelectorTerms") or [{}]
-    expression = {"key": HOSTNAME_LABEL, "operator": "In", "values": [node]}
     for term in terms:
-        term.setdefault("matchExpressions", []).append(dict(expression))
+        term.setdefault("matchExpressions", []).append(_hostname_pin(node))
     required["nodeSelectorTerms"] = terms
     return result
 
@@ -419,10 +422,7 @@ def pod_violations(pod: Mapping[str, Any], plan: PodPlan, container: str = "note
     problems: list[str] = []
     if psc.get("fsGroup") is not None:
         problems.append("the pod sets fsGroup, which would chown the shared home")
-    extra = set(psc.get("supplementalGroups") or ()) - {
-        identity.gid_number,
-        *identity.supplemental_gids,
-    }
+    extra = set(psc.get("supplementalGroups") or ()) - set(identity.supplemental_gids)
     if extra:
         problems.append(f"the pod adds groups {sorted(extra)} the person is not in")
     for key in ("initContainers", "containers"):
@@ -446,7 +446,7 @@ def pod_violations(pod: Mapping[str, Any], plan: PodPlan, container: str = "note
     if missing:
         problems.append(f"the {container!r} container no longer mounts {', '.join(missing)}")
     if plan.node is not None:
-        pin = {"key": HOSTNAME_LABEL, "operator": "In", "values": [plan.node]}
+        pin = _hostname_pin(plan.node)
         terms = (
             ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
                 "requiredDuringSchedulingIgnoredDuringExecution"
