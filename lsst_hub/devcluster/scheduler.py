@@ -30,10 +30,11 @@ from __future__ import annotations
 import asyncio
 import bisect
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lsst_hub.placement.model import term_matches
+from lsst_hub.placement.model import required_node_terms, term_matches
 from lsst_hub.placement.quantities import QuantityError, cpu_cores, memory_bytes
 
 from .controller import Controller
@@ -146,7 +147,7 @@ class PodNeeds:
     cpu: int
     memory: int
     selector: dict[str, str]
-    terms: list[Obj] | None
+    terms: list[Mapping[str, Any]] | None
     tolerations: list[Obj]
 
     @classmethod
@@ -154,14 +155,12 @@ class PodNeeds:
         """Read a Pod."""
         spec = pod.get("spec", {})
         cpu, mem = pod_requests(pod)
-        required = (
-            ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
-                "requiredDuringSchedulingIgnoredDuringExecution"
-            )
-            or {}
-        ).get("nodeSelectorTerms")
         return cls(
-            cpu, mem, spec.get("nodeSelector") or {}, required, spec.get("tolerations") or []
+            cpu,
+            mem,
+            spec.get("nodeSelector") or {},
+            required_node_terms(spec),
+            spec.get("tolerations") or [],
         )
 
     def failure(self, node: NodeInfo) -> list[str]:

@@ -34,6 +34,7 @@ __all__ = [
     "pod_key",
     "pod_request",
     "pod_start",
+    "required_node_terms",
     "selector_matches",
     "term_matches",
     "tolerates",
@@ -359,6 +360,14 @@ def affinity_matches(terms: Sequence[Mapping[str, Any]] | None, info: NodeInfo) 
     if not terms:
         return True
     return any(term_matches(term, info.name, info.labels) for term in terms)
+
+
+def required_node_terms(pod_spec: Mapping[str, Any]) -> list[Mapping[str, Any]] | None:
+    """The ``nodeSelectorTerms`` a pod spec requires (None: no required node affinity)."""
+    affinity = (pod_spec.get("affinity") or {}).get("nodeAffinity") or {}
+    required = affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {}
+    terms = required.get("nodeSelectorTerms")
+    return None if terms is None else list(terms)
 
 
 def affinity_key(terms: Sequence[Mapping[str, Any]] | None) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..identity import Identity
+from ..placement.model import required_node_terms
 
 __all__ = [
     "HOSTNAME_LABEL",
@@ -447,12 +448,7 @@ def pod_violations(pod: Mapping[str, Any], plan: PodPlan, container: str = "note
         problems.append(f"the {container!r} container no longer mounts {', '.join(missing)}")
     if plan.node is not None:
         pin = _hostname_pin(plan.node)
-        terms = (
-            ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
-                "requiredDuringSchedulingIgnoredDuringExecution"
-            )
-            or {}
-        ).get("nodeSelectorTerms") or []
+        terms = required_node_terms(spec) or []
         if not terms or any(pin not in (t.get("matchExpressions") or []) for t in terms):
             problems.append(f"the pod is no longer pinned to {plan.node}")
     return problems
