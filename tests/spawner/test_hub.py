@@ -23,6 +23,7 @@ import pytest
 import requests
 
 from tests.support.hub_fixtures import RunningHub, login, new_session, start_hub
+from tests.support.kubeconfig import kube_request
 
 pytestmark = [
     pytest.mark.slow,
@@ -95,16 +96,13 @@ class Cluster:
         self.url = url
         self.kubeconfig = kubeconfig
         self.host_root = host_root
-        token = next(
-            line.split("token:", 1)[1].strip()
-            for line in kubeconfig.read_text().splitlines()
-            if "token:" in line
-        )
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """One request with the kubeconfig's credentials."""
+        return kube_request(self.kubeconfig, method, path, timeout=30, **kwargs)
 
     def get(self, path: str) -> Any:
-        response = self.session.get(self.url + path, timeout=30)
+        response = self.request("GET", path)
         if response.status_code == 404:
             return None
         response.raise_for_status()
@@ -126,9 +124,7 @@ def start_cluster(
     host_root = tmp_path / "host"
     proc = devcluster_process(nodes=2, runtime="process", host_root=host_root)
     found = Cluster(proc.url, proc.kubeconfig, host_root)
-    response = found.session.post(
-        proc.url + "/api/v1/namespaces", json={"metadata": {"name": "jhub"}}, timeout=30
-    )
+    response = found.request("POST", "/api/v1/namespaces", json={"metadata": {"name": "jhub"}})
     response.raise_for_status()
     for user in users:
         home = found.home(user)
@@ -256,9 +252,7 @@ def test_hub_restart_keeps_running_pods_and_deletes_orphans(cluster: Cluster, hu
     spawn(first, "alice")
     alice_uid = cluster.get("/api/v1/namespaces/jhub/pods/jupyter-alice")["metadata"]["uid"]
     for body in (orphan("jupyter-zed", "zed", "e2e"), orphan("jupyter-yan", "yan", "other-hub")):
-        response = cluster.session.post(
-            cluster.url + "/api/v1/namespaces/jhub/pods", json=body, timeout=30
-        )
+        response = cluster.request("POST", "/api/v1/namespaces/jhub/pods", json=body)
         response.raise_for_status()
     first.stop()
     assert "jupyter-alice" in cluster.pods()

@@ -12,7 +12,9 @@ import yaml
 __all__ = ["kube_request"]
 
 
-def kube_request(kubeconfig: Path, method: str, path: str, **kwargs: Any) -> requests.Response:
+def kube_request(
+    kubeconfig: Path, method: str, path: str, timeout: float = 10, **kwargs: Any
+) -> requests.Response:
     """One request to the cluster of ``kubeconfig``, with its token and its CA."""
     config = yaml.safe_load(kubeconfig.read_text())
     cluster = config["clusters"][0]["cluster"]
@@ -24,5 +26,5 @@ def kube_request(kubeconfig: Path, method: str, path: str, **kwargs: Any) -> req
         ca_file.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
         verify = str(ca_file)
     return requests.request(
-        method, cluster["server"] + path, headers=headers, timeout=10, verify=verify, **kwargs
+        method, cluster["server"] + path, headers=headers, timeout=timeout, verify=verify, **kwargs
     )
