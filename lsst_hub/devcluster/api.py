@@ -191,21 +191,15 @@ class ApiHandler:
             route = _parse(parts[1], parts[2], parts[3:])
         watch = _truthy(request.query.get("watch"))
         verb = _verb(request.method, route, watch)
-        resource_name = route.resource.plural + (
-            f"/{route.subresource}" if route.subresource else ""
+        resource_name = self._authorize(
+            user,
+            verb,
+            route.resource.group,
+            route.resource.plural,
+            route.subresource,
+            route.namespace,
+            route.name,
         )
-        if self.ctx.rbac and not self.ctx.authorizer.allowed(
-            user, verb, route.resource.group, resource_name, route.namespace, route.name
-        ):
-            raise forbidden(
-                user.name,
-                verb,
-                route.resource.plural,
-                route.resource.group,
-                route.namespace,
-                route.name,
-                route.subresource,
-            )
         fault = self.ctx.faults.take(verb, resource_name, route.namespace, route.name)
         if fault is not None:
             if fault.delay:
@@ -242,20 +236,28 @@ class ApiHandler:
         if wanted is None:
             return user
         for t in wanted.targets:
-            resource = f"{t.resource}/{t.subresource}" if t.subresource else t.resource
-            if self.ctx.rbac and not self.ctx.authorizer.allowed(
-                user, "impersonate", t.group, resource, t.namespace, t.name
-            ):
-                raise forbidden(
-                    user.name,
-                    "impersonate",
-                    t.resource,
-                    t.group,
-                    t.namespace,
-                    t.name,
-                    t.subresource,
-                )
+            self._authorize(
+                user, "impersonate", t.group, t.resource, t.subresource, t.namespace, t.name
+            )
         return wanted.user
+
+    def _authorize(
+        self,
+        user: User,
+        verb: str,
+        group: str,
+        plural: str,
+        subresource: str | None,
+        namespace: str | None,
+        name: str | None,
+    ) -> str:
+        """Raise 403 unless RBAC (when on) lets ``user`` do it; return ``plural[/sub]``."""
+        resource = f"{plural}/{subresource}" if subresource else plural
+        if self.ctx.rbac and not self.ctx.authorizer.allowed(
+            user, verb, group, resource, namespace, name
+        ):
+            raise forbidden(user.name, verb, plural, group, namespace, name, subresource or "")
+        return resource
 
     @staticmethod
     def _is_discovery(parts: list[str]) -> bool:
