@@ -108,6 +108,10 @@ class Cluster:
         response.raise_for_status()
         return response.json()
 
+    def create_pods(self, *bodies: dict[str, Any]) -> None:
+        for body in bodies:
+            self.request("POST", "/api/v1/namespaces/jhub/pods", json=body).raise_for_status()
+
     def pods(self) -> list[str]:
         return sorted(
             p["metadata"]["name"] for p in self.get("/api/v1/namespaces/jhub/pods")["items"]
@@ -251,9 +255,9 @@ def test_hub_restart_keeps_running_pods_and_deletes_orphans(cluster: Cluster, hu
     first = hub(keep)
     spawn(first, "alice")
     alice_uid = cluster.get("/api/v1/namespaces/jhub/pods/jupyter-alice")["metadata"]["uid"]
-    for body in (orphan("jupyter-zed", "zed", "e2e"), orphan("jupyter-yan", "yan", "other-hub")):
-        response = cluster.request("POST", "/api/v1/namespaces/jhub/pods", json=body)
-        response.raise_for_status()
+    cluster.create_pods(
+        orphan("jupyter-zed", "zed", "e2e"), orphan("jupyter-yan", "yan", "other-hub")
+    )
     first.stop()
     assert "jupyter-alice" in cluster.pods()
 

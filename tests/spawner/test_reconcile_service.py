@@ -201,14 +201,6 @@ configure_service(c, interval={interval})
 """
 
 
-def create_pods(cluster: Cluster, *bodies: dict[str, Any]) -> None:
-    for body in bodies:
-        response = cluster.session.post(
-            cluster.url + "/api/v1/namespaces/jhub/pods", json=body, timeout=30
-        )
-        response.raise_for_status()
-
-
 def others() -> list[dict[str, Any]]:
     """Pods the service must never delete: another hub's, and an unlabelled one."""
     return [
@@ -237,7 +229,7 @@ def hub_with_service(
 def test_orphans_go_at_start_of_a_hub_with_no_servers(
     cluster: Cluster, hub_with_service: Callable[..., RunningHub]
 ) -> None:
-    create_pods(cluster, labelled_pod("jupyter-zed", "zed"), *others())
+    cluster.create_pods(labelled_pod("jupyter-zed", "zed"), *others())
     # An hour between passes: only the pass at start can delete the orphan.
     hub = hub_with_service(interval=3600)
     assert hub.api("GET", "/users?state=active").json() == []
@@ -257,7 +249,7 @@ def test_running_servers_survive_a_restart_orphans_do_not(
     spawn(first, "alice")
     alice = cluster.get("/api/v1/namespaces/jhub/pods/jupyter-alice")["metadata"]["uid"]
     first.stop()
-    create_pods(cluster, labelled_pod("jupyter-zed", "zed"), *others())
+    cluster.create_pods(labelled_pod("jupyter-zed", "zed"), *others())
 
     # The same database and crypt key: the same hub, restarted.
     second = start_hub(
@@ -338,12 +330,10 @@ c.JupyterHub.load_roles = [{{"name": {name!r}, "scopes": {scopes!r}, "services":
 def test_the_service_outlives_an_unavailable_hub_and_kubernetes(
     cluster: Cluster, jupyterhub_factory: Callable[..., RunningHub], tmp_path: Path
 ) -> None:
-    create_pods(cluster, labelled_pod("jupyter-zed", "zed"), *others())
+    cluster.create_pods(labelled_pod("jupyter-zed", "zed"), *others())
     # Kubernetes first answers 503 to every pod listing for a while...
     fault = {"verb": "list", "resource": "pods", "status": 503, "count": 8}
-    cluster.session.post(
-        cluster.url + "/_devcluster/faults", json=fault, timeout=30
-    ).raise_for_status()
+    cluster.request("POST", "/_devcluster/faults", json=fault).raise_for_status()
     # ...and the hub is not up yet: its API port is chosen now, the hub started later.
     hub_port, token = free_port(), secrets.token_hex(16)
     api_url = f"http://127.0.0.1:{hub_port}/hub/api"
@@ -392,7 +382,7 @@ def test_a_token_that_cannot_see_every_server_deletes_nothing(
     scopes: list[str],
     tmp_path: Path,
 ) -> None:
-    create_pods(cluster, labelled_pod("jupyter-zed", "zed"))
+    cluster.create_pods(labelled_pod("jupyter-zed", "zed"))
     token = secrets.token_hex(16)
     hub = jupyterhub_factory(token_role("orphans", token, scopes))
     log = tmp_path / "service.log"
