@@ -2,7 +2,7 @@
 
 The authenticator reads it from LDAP and stores it in JupyterHub's encrypted
 ``auth_state``; the spawner reads it back to run the pod as that person. The
-``auth_state`` keys (``ldap_dn``, ``uid_number``, ``gid_number``,
+``auth_state`` keys (``ldap_dn``, ``unique_id``, ``uid_number``, ``gid_number``,
 ``home_directory``, ``groups``, ``display_name``, ``email``) are a public
 contract: change them only with a migration.
 """
@@ -13,7 +13,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Group", "Identity", "IdentityError"]
+__all__ = [
+    "DEFAULT_MIN_GID",
+    "DEFAULT_MIN_UID",
+    "DEFAULT_REFUSED_GIDS",
+    "Group",
+    "Identity",
+    "IdentityError",
+    "id_problems",
+]
+
+#: Lowest uidNumber a person may run as: below it are root and the system accounts.
+DEFAULT_MIN_UID = 1000
+#: Lowest primary gidNumber a person may run with.
+DEFAULT_MIN_GID = 1000
+#: Group ids never handed to a pod, even as a supplementary group (root's group).
+DEFAULT_REFUSED_GIDS = frozenset({0})
 
 
 class IdentityError(ValueError):
@@ -31,10 +46,15 @@ class Group:
     gid
         Its ``gidNumber``, or None for a group that is not a POSIX group
         (a ``groupOfNames`` used only for access rules).
+    dn
+        The group entry's distinguished name, so that access rules can name a
+        group exactly (a same-named group elsewhere under the search base is a
+        different group). Empty when unknown (auth_state written before it was kept).
     """
 
     name: str
     gid: int | None = None
+    dn: str = ""
 
 
 def _int_field(state: Mapping[str, Any], key: str) -> int:
@@ -61,6 +81,10 @@ class Identity:
         The JupyterHub username (normalised, lower case).
     ldap_dn
         The person's distinguished name in the directory.
+    unique_id
+        The value of the entry's stable unique attribute (``entryUUID``,
+        ``objectGUID``, ...), which survives renames and tells a reused
+        username's new entry from the old one; None when the directory has none.
     uid_number, gid_number
         ``uidNumber`` and primary ``gidNumber``.
     home_directory
@@ -79,6 +103,7 @@ class Identity:
     groups: tuple[Group, ...] = field(default_factory=tuple)
     display_name: str | None = None
     email: str | None = None
+    unique_id: str | None = None
 
     @property
     def group_names(self) -> list[str]:
@@ -99,8 +124,10 @@ class Identity:
             "uid_number": self.uid_number,
             "gid_number": self.gid_number,
             "home_directory": self.home_directory,
-            "groups": [{"name": g.name, "gid": g.gid} for g in self.groups],
+            "groups": [{"name": g.name, "gid": g.gid, "dn": g.dn} for g in self.groups],
         }
+        if self.unique_id:
+            state["unique_id"] = self.unique_id
         if self.display_name:
             state["display_name"] = self.display_name
         if self.email:
@@ -133,7 +160,10 @@ class Identity:
             gid = raw.get("gid")
             if gid is not None and (isinstance(gid, bool) or not isinstance(gid, int)):
                 raise IdentityError(f"group {raw['name']!r} has a non-integer gid {gid!r}")
-            groups.append(Group(name=raw["name"], gid=gid))
+            dn = raw.get("dn") or ""
+            if not isinstance(dn, str):
+                raise IdentityError(f"group {raw['name']!r} has a malformed dn {dn!r}")
+            groups.append(Group(name=raw["name"], gid=gid, dn=dn))
         return cls(
             username=username,
             ldap_dn=str(state.get("ldap_dn") or ""),
@@ -143,4 +173,45 @@ class Identity:
             groups=tuple(groups),
             display_name=state.get("display_name") or None,
             email=state.get("email") or None,
+            unique_id=str(state["unique_id"]) if state.get("unique_id") else None,
         )
+
+
+def id_problems(
+    identity: Identity,
+    *,
+    min_uid: int = DEFAULT_MIN_UID,
+    min_gid: int = DEFAULT_MIN_GID,
+    refused_gids: frozenset[int] | set[int] = DEFAULT_REFUSED_GIDS,
+) -> list[str]:
+    """Say why ``identity`` must not run a server; empty when it may.
+
+    Root and the system accounts must never be reachable through a directory
+    entry, whoever wrote it: the authenticator refuses such a login, the
+    spawner refuses such a spawn and the final pod check refuses such a pod.
+
+    Parameters
+    ----------
+    identity
+        The person's identity.
+    min_uid, min_gid
+        Lowest ``uidNumber`` and primary ``gidNumber`` allowed.
+    refused_gids
+        Group ids refused as primary or supplementary group.
+
+    Returns
+    -------
+    list of str
+        One sentence per problem, naming the setting that decides it.
+    """
+    problems: list[str] = []
+    if identity.uid_number < min_uid:
+        problems.append(f"uidNumber {identity.uid_number} is below min_uid ({min_uid})")
+    if identity.gid_number < min_gid:
+        problems.append(f"gidNumber {identity.gid_number} is below min_gid ({min_gid})")
+    for gid in [identity.gid_number, *(g.gid for g in identity.groups if g.gid is not None)]:
+        if gid < 0:
+            problems.append(f"group id {gid} is negative")
+        elif gid in refused_gids:
+            problems.append(f"group id {gid} is in refused_gids")
+    return sorted(set(problems))
