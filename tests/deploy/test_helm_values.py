@@ -3,7 +3,8 @@
 Helm checks the *merged* values: the chart's ``values.yaml`` with each ``-f`` file
 coalesced on top (maps merge key by key, anything else replaces, ``null`` removes
 the key), then validated with a JSON Schema draft-07 validator. The chart files
-(4.4.0 and the 5.0 development line) are kept in ``helm-values/z2jh-schema``.
+(the whole 4.4.0 chart and the 5.0 development line's values and schema) are kept
+in ``helm-values/z2jh``; ``test_chart_render.py`` renders the real chart with helm.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from tests.deploy.import_support import class_or_skip
 
 ROOT = Path(__file__).resolve().parents[2]
 HELM = ROOT / "helm-values"
-SCHEMA_DIR = HELM / "z2jh-schema"
-CHART_LINES = {"4.4.0": SCHEMA_DIR, "5.0.0-0.dev": SCHEMA_DIR / "main-5.0.0-0.dev"}
+CHART_DIR = HELM / "z2jh" / "chart-4.4.0"
+CHART_LINES = {"4.4.0": CHART_DIR, "5.0.0-0.dev": HELM / "z2jh" / "main-5.0.0-0.dev"}
 KUBERNETES_VERSION = "1.32.0"  # the oldest version both chart lines support
 
 
@@ -225,7 +226,7 @@ def test_hub_config_names_real_traits(section: str, dotted: str) -> None:
 
 
 def test_hub_image_recipe_matches_chart() -> None:
-    chart = load_yaml(SCHEMA_DIR / "Chart.yaml")
+    chart = load_yaml(CHART_DIR / "Chart.yaml")
     dockerfile = (HELM / "hub-image" / "Dockerfile").read_text()
     from_lines = [ln.split()[1] for ln in dockerfile.splitlines() if ln.startswith("FROM ")]
     assert from_lines == ["quay.io/jupyterhub/k8s-hub:4.4.0"]

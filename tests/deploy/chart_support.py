@@ -1,0 +1,148 @@
+"""The real Zero to JupyterHub chart, rendered with the overlay and a site file.
+
+The chart (``helm-values/z2jh/chart-4.4.0``, provenance in ``helm-values/z2jh/SOURCE.md``)
+is rendered by the real ``helm`` (``.tools/bin/helm``, put there by ``scripts/setup.sh``)
+with ``helm-values/values.yaml`` and a site file: ``helm-values/site-example.yaml``, or
+the file named by ``LSST_HUB_SITE_VALUES`` to check another site's values.
+
+Helpers: :func:`helm` (run helm, fail with its output), :func:`render` (the rendered
+objects), :func:`find` (one object by kind and name), :func:`egress_allows` (does a
+NetworkPolicy let a pod reach an address and port).
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import ipaddress
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+HELM_VALUES = ROOT / "helm-values"
+CHART = HELM_VALUES / "z2jh" / "chart-4.4.0"
+HUB_IMAGE_PINS = HELM_VALUES / "z2jh" / "hub-image-4.4.0" / "requirements.txt"
+OVERLAY = HELM_VALUES / "values.yaml"
+HELM_BIN = ROOT / ".tools" / "bin" / "helm"
+RELEASE = "jhub"
+NAMESPACE = "jupyterhub"
+KUBERNETES_VERSION = "1.32.0"
+
+Obj = dict[str, Any]
+
+
+def site_values() -> Path:
+    """The site file rendered with the overlay (``LSST_HUB_SITE_VALUES`` or the example)."""
+    return Path(os.environ.get("LSST_HUB_SITE_VALUES") or HELM_VALUES / "site-example.yaml")
+
+
+def helm(*args: str | Path) -> str:
+    """Run the real helm; its stdout, or a test failure showing what it printed."""
+    if not HELM_BIN.exists():
+        pytest.fail(f"{HELM_BIN} is missing: run scripts/setup.sh")
+    result = subprocess.run(
+        [str(HELM_BIN), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HELM_CACHE_HOME": "/nonexistent", "HELM_CONFIG_HOME": "/nonexistent"},
+    )
+    if result.returncode != 0:
+        pytest.fail(f"helm {' '.join(map(str, args))} failed:\n{result.stdout}{result.stderr}")
+    return result.stdout
+
+
+def values_args(*extra: Path) -> list[str]:
+    """``-f`` arguments: the overlay, the site file, then ``extra`` files."""
+    args: list[str] = []
+    for path in (OVERLAY, site_values(), *extra):
+        args += ["-f", str(path)]
+    return args
+
+
+@functools.cache
+def _render(extra: tuple[Path, ...]) -> tuple[Obj, ...]:
+    out = helm("template", RELEASE, CHART, "--namespace", NAMESPACE, *values_args(*extra))
+    return tuple(o for o in yaml.safe_load_all(out) if o)
+
+
+def render(*extra: Path) -> list[Obj]:
+    """Every object ``helm template`` renders (overlay, site file, ``extra`` files)."""
+    return list(_render(tuple(extra)))
+
+
+def find(objects: list[Obj], kind: str, name: str) -> Obj:
+    """The one rendered object of ``kind`` named ``name``."""
+    found = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    assert len(found) == 1, f"{len(found)} {kind} named {name} rendered"
+    return found[0]
+
+
+def chart_values(objects: list[Obj]) -> Obj:
+    """The merged values as the hub reads them: key ``values.yaml`` of the Secret ``hub``."""
+    values = yaml.safe_load(secret_data(find(objects, "Secret", "hub"))["values.yaml"])
+    assert isinstance(values, dict)
+    return values
+
+
+def secret_data(secret: Obj) -> dict[str, str]:
+    """A rendered Secret's keys and decoded values (``data`` is base64)."""
+    decoded = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+    return {**decoded, **(secret.get("stringData") or {})}
+
+
+def container(pod_spec: Obj, name: str) -> Obj:
+    """The container ``name`` of a pod spec."""
+    (found,) = [c for c in pod_spec["containers"] if c["name"] == name]
+    return found
+
+
+# -- NetworkPolicy egress --------------------------------------------------------------
+
+
+def _peer_allows(peer: Obj, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    block = peer.get("ipBlock")
+    if block is None:
+        # podSelector / namespaceSelector peers select pods, never an outside address.
+        return False
+    if address not in ipaddress.ip_network(block["cidr"]):
+        return False
+    return not any(address in ipaddress.ip_network(e) for e in block.get("except", []))
+
+
+def _port_allows(entry: Obj, port: int, protocol: str) -> bool:
+    if entry.get("protocol", "TCP") != protocol:
+        return False
+    if "port" not in entry:
+        return True  # every port of the protocol
+    if not isinstance(entry["port"], int):
+        return False  # a named port names a pod's port, never an outside one
+    return bool(entry["port"] <= port <= entry.get("endPort", entry["port"]))
+
+
+def egress_allows(policy: Obj, address: str, port: int, protocol: str = "TCP") -> bool:
+    """Whether one NetworkPolicy allows its pods to open ``address:port``.
+
+    Follows the NetworkPolicy rules: a policy without ``Egress`` in ``policyTypes``
+    does not restrict egress; otherwise a connection is allowed when one rule's ``to``
+    (absent: anywhere) and ``ports`` (absent: every port) both match.
+    """
+    spec = policy["spec"]
+    # Without policyTypes, a policy with egress rules restricts egress.
+    types = spec.get("policyTypes", ["Ingress", *(["Egress"] if spec.get("egress") else [])])
+    if "Egress" not in types:
+        return True
+    ip = ipaddress.ip_address(address)
+    for rule in spec.get("egress") or []:
+        to_ok = "to" not in rule or any(_peer_allows(p, ip) for p in rule["to"])
+        ports_ok = "ports" not in rule or any(
+            _port_allows(e, port, protocol) for e in rule["ports"]
+        )
+        if to_ok and ports_ok:
+            return True
+    return False
