@@ -30,7 +30,7 @@ from .directory import (
     LoginTimeoutError,
     UserNotFoundError,
 )
-from .throttle import LoginThrottle
+from .throttle import LoginThrottle, LoginThrottledError, Refusal
 
 __all__ = ["LDAPAuthenticator"]
 
@@ -85,6 +85,17 @@ def _shown(username: object) -> str:
     """A username as it may appear in a log line: quoted and cut short."""
     text = repr(username)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _client_address(handler: Any) -> str:
+    """The client's address as JupyterHub sees it (``""`` when there is no request)."""
+    address = getattr(getattr(handler, "request", None), "remote_ip", None)
+    return address if isinstance(address, str) else ""
+
+
+def _shown_address(address: str) -> str:
+    """A client address for a log line."""
+    return _shown(address) if address else "an unknown address"
 
 
 class LDAPAuthenticator(Authenticator):
@@ -308,14 +319,62 @@ class LDAPAuthenticator(Authenticator):
     failed_login_limit = Integer(
         5,
         config=True,
-        help="""Failed logins allowed for one username within
-        :attr:`failed_login_window`; further attempts are refused without asking
-        the directory until the window has passed. 0 turns throttling off.""",
+        help="""Wrong passwords allowed for one username from one client address
+        within :attr:`failed_login_window`. Further attempts from that address are
+        refused without asking the directory until the oldest failure leaves the
+        window. An attempt counts from the moment it starts, so any number of
+        simultaneous attempts cannot get past the limit; a successful login clears
+        its address's failures, and an attempt that ends in a directory error counts
+        as nothing. Other addresses are not affected, so nobody can lock a name out;
+        :attr:`failed_login_name_limit` caps guessing from many addresses. 0 turns all
+        login throttling off.
+
+        The client address is JupyterHub's ``request.remote_ip``. Behind
+        configurable-http-proxy, tornado takes it from the ``X-Real-Ip`` header, else
+        from the last ``X-Forwarded-For`` entry (the one the proxy adds). The proxy
+        passes a client's own ``X-Real-Ip`` through unchanged, so a client can claim
+        any address: that is why the per-name ceiling exists. Logins without a
+        request share one "unknown address".""",
     )
     failed_login_window = Float(
         300.0,
         config=True,
-        help="Seconds over which :attr:`failed_login_limit` counts failures.",
+        help="""Seconds over which :attr:`failed_login_limit` counts wrong passwords
+        and :attr:`failed_login_name_limit` spreads attempts.""",
+    )
+    failed_login_name_limit = Integer(
+        config=True,
+        help="""Ceiling per username across all client addresses: this many attempts
+        at once, then one every ``failed_login_window / failed_login_name_limit``
+        seconds (a successful login, or a directory error, gives its place back). A
+        guesser using many addresses thus gets at most this many wrong passwords per
+        :attr:`failed_login_window` to the directory over time (at most twice as many
+        in the first window, the initial burst included). An attempt beyond the
+        ceiling waits for the next free slot when it is at most
+        :attr:`failed_login_max_wait` seconds away, else it is refused as throttled:
+        while a name is under attack from many addresses its owner is slowed, never
+        locked out for good. Keep it well above :attr:`failed_login_limit`, so that
+        one address hammering a name never reaches it. Default: four times
+        :attr:`failed_login_limit` (20).""",
+    )
+    failed_login_max_wait = Float(
+        5.0,
+        config=True,
+        help="""Longest wait, in seconds, for a slot under
+        :attr:`failed_login_name_limit`; a login whose slot is further away is refused
+        as throttled rather than queued. The wait does not block the hub. 0 refuses at
+        once.""",
+    )
+    throttle_max_names = Integer(
+        100_000,
+        config=True,
+        help="""Usernames the login throttle remembers at most, bounding its memory.
+        When full, the least recently used name that restricts nothing (no attempt in
+        flight, no address at its :attr:`failed_login_limit`, its
+        :attr:`failed_login_name_limit` unused) is forgotten, which changes no
+        decision; a throttled name is never forgotten in favor of new ones. When
+        every remembered name is throttled or in flight, a login for a name not yet
+        remembered is refused as throttled, with a log line naming this setting.""",
     )
 
     @staticmethod
@@ -332,6 +391,10 @@ class LDAPAuthenticator(Authenticator):
         # filter the admin wrote stays as written.
         if self.user_search_filter == self._user_filter_for(change["old"]):
             self.user_search_filter = self._user_filter_for(change["new"])
+
+    @default("failed_login_name_limit")
+    def _default_failed_login_name_limit(self) -> int:
+        return max(1, 4 * self.failed_login_limit)
 
     @default("username_pattern")
     def _default_username_pattern(self) -> str:
@@ -412,6 +475,25 @@ class LDAPAuthenticator(Authenticator):
             raise ValueError(f"{proposal['trait'].name} must be positive, got {value}")
         return value
 
+    @validate("failed_login_limit", "failed_login_name_limit", "throttle_max_names")
+    def _check_throttle_count(self, proposal: Any) -> int:
+        name = proposal["trait"].name
+        value = int(proposal["value"])
+        least = 0 if name == "failed_login_limit" else 1
+        if value < least:
+            raise ValueError(f"{name} must be at least {least}, got {value}")
+        return value
+
+    @validate("failed_login_window", "failed_login_max_wait")
+    def _check_throttle_time(self, proposal: Any) -> float:
+        name = proposal["trait"].name
+        value = float(proposal["value"])
+        if name == "failed_login_window" and value <= 0:
+            raise ValueError(f"failed_login_window must be positive, got {value}")
+        if value < 0:
+            raise ValueError(f"{name} must be 0 or more, got {value}")
+        return value
+
     @validate("executor_threads")
     def _check_threads(self, proposal: Any) -> int:
         value = int(proposal["value"])
@@ -440,7 +522,13 @@ class LDAPAuthenticator(Authenticator):
             self._executor_obj.shutdown(wait=False)
             self._executor_obj = None
 
-    @observe("failed_login_limit", "failed_login_window")
+    @observe(
+        "failed_login_limit",
+        "failed_login_window",
+        "failed_login_name_limit",
+        "failed_login_max_wait",
+        "throttle_max_names",
+    )
     def _reset_throttle(self, change: Any) -> None:
         self._throttle_obj = None
 
@@ -483,9 +571,15 @@ class LDAPAuthenticator(Authenticator):
 
     @property
     def throttle(self) -> LoginThrottle:
-        """The failed-login throttle."""
+        """The login throttle built from the ``failed_login_*`` traits."""
         if self._throttle_obj is None:
-            self._throttle_obj = LoginThrottle(self.failed_login_limit, self.failed_login_window)
+            self._throttle_obj = LoginThrottle(
+                self.failed_login_limit,
+                self.failed_login_window,
+                name_limit=self.failed_login_name_limit,
+                max_wait=self.failed_login_max_wait,
+                max_names=self.throttle_max_names,
+            )
         return self._throttle_obj
 
     async def _in_thread(self, func: Callable[..., T], *args: Any) -> T:
@@ -558,12 +652,14 @@ class LDAPAuthenticator(Authenticator):
         counted in ``lsst_hub_ldap_logins_total``.
         """
         started = time.perf_counter()
-        outcome, model = await self._login(data or {})
+        outcome, model = await self._login(data or {}, _client_address(handler))
         metrics.LDAP_LOGINS.labels(outcome).inc()
         metrics.LDAP_LOGIN_DURATION.labels(outcome).observe(time.perf_counter() - started)
         return model
 
-    async def _login(self, data: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+    async def _login(
+        self, data: dict[str, Any], address: str = ""
+    ) -> tuple[str, dict[str, Any] | None]:
         raw_name, password = data.get("username"), data.get("password")
         if not isinstance(raw_name, str) or not isinstance(password, str):
             self.log.warning("LDAP login refused: username or password missing from the form")
@@ -579,29 +675,37 @@ class LDAPAuthenticator(Authenticator):
                 "LDAP login refused for %s: does not match username_pattern", _shown(username)
             )
             return "invalid_input", None
-        wait = self.throttle.retry_after(username)
-        if wait > 0:
-            self.log.warning(
-                "LDAP login for %r throttled after %d failures; next try in %.0f s",
-                username,
-                self.failed_login_limit,
-                wait,
-            )
-            return "throttled", None
         if not self.server_urls:
             self.log.error("LDAP login for %r impossible: server_urls is empty", username)
             return "directory_error", None
+        # Counted from here until the directory answers (in flight), so simultaneous
+        # attempts cannot get past the limits; kept in a local in case the traits
+        # (and so the throttle) change meanwhile.
+        throttle = self.throttle
+        try:
+            attempt = throttle.begin(username, address)
+        except LoginThrottledError as exc:
+            self._log_throttled(username, address, exc)
+            return "throttled", None
 
         try:
+            if attempt.delay > 0:
+                self.log.info(
+                    "LDAP login for %r from %s waits %.1f s: failed_login_name_limit reached",
+                    username,
+                    _shown_address(address),
+                    attempt.delay,
+                )
+                await asyncio.sleep(attempt.delay)
             identity = await self._in_thread_with_deadline(
                 self.directory.authenticate, username, password
             )
         except InvalidCredentialsError as exc:
-            self.throttle.failed(username)
+            throttle.failed(attempt)
             self.log.warning("LDAP login failed for %r: %s", username, exc)
             return "bad_credentials", None
         except UserNotFoundError as exc:
-            self.throttle.failed(username)
+            throttle.failed(attempt)
             self.log.warning("LDAP login failed for %r: unknown user (%s)", username, exc)
             return "unknown_user", None
         except IncompleteIdentityError as exc:
@@ -638,8 +742,13 @@ class LDAPAuthenticator(Authenticator):
                 where,
             )
             return "error", None
+        else:
+            throttle.succeeded(attempt)
+        finally:
+            # Directory errors, timeouts, cancellation: the attempt counts as nothing
+            # (a no-op after failed() or succeeded()).
+            throttle.release(attempt)
 
-        self.throttle.succeeded(username)
         model = self._model(identity)
         if not (self.allow_all or self.check_allowed(username, model)):
             self.log.warning(
@@ -650,6 +759,35 @@ class LDAPAuthenticator(Authenticator):
             return "not_allowed", None
         self.log.info("LDAP login for %r (uid %d)", username, identity.uid_number)
         return "success", model
+
+    def _log_throttled(self, username: str, address: str, exc: LoginThrottledError) -> None:
+        where = _shown_address(address)
+        if exc.reason is Refusal.ADDRESS:
+            self.log.warning(
+                "LDAP login for %r from %s throttled: failed_login_limit (%d) reached "
+                "for this address; next try in %.0f s",
+                username,
+                where,
+                self.failed_login_limit,
+                exc.retry_after,
+            )
+        elif exc.reason is Refusal.NAME:
+            self.log.warning(
+                "LDAP login for %r from %s throttled: failed_login_name_limit (%d) reached "
+                "across addresses; next free slot in %.0f s, beyond failed_login_max_wait",
+                username,
+                where,
+                self.failed_login_name_limit,
+                exc.retry_after,
+            )
+        else:
+            self.log.error(
+                "LDAP login for %r from %s throttled: the login throttle is full "
+                "(throttle_max_names = %d) of names that are throttled or in flight",
+                username,
+                where,
+                self.throttle_max_names,
+            )
 
     async def refresh_user(self, user: Any, handler: Any = None) -> bool | dict[str, Any]:
         """Re-read identity and groups with the service account.
