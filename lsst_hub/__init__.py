@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .spawner import LSSTSpawner
 
 __all__ = ["Group", "Identity", "IdentityError", "LDAPAuthenticator", "LSSTSpawner"]
-__version__ = "0.1.0.dev0"
+__version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:

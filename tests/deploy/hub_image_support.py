@@ -1,0 +1,100 @@
+"""What the hub image's build does, without a container engine.
+
+The chart's hub image (``quay.io/jupyterhub/k8s-hub:4.4.0``) is its pinned packages
+(``helm-values/z2jh/hub-image-4.4.0/requirements.txt``) installed from wheels with
+``pip install --no-index --find-links``; ``helm-values/hub-image/Dockerfile`` then runs
+one ``pip install`` of lsst-hub's wheel on top. Here: a wheelhouse of the pins (built
+once into ``.tools/hub-image-wheels/<hash>``, from pip's cache after the first time), a
+clean virtual environment with exactly those pins, then the Dockerfile's own ``pip
+install`` arguments against it.
+
+``python -m tests.deploy.hub_image_support`` fills the wheelhouse (``scripts/setup.sh``
+does, so that the test does not download).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PINS = ROOT / "helm-values" / "z2jh" / "hub-image-4.4.0" / "requirements.txt"
+DOCKERFILE = ROOT / "helm-values" / "hub-image" / "Dockerfile"
+WHEELHOUSES = ROOT / ".tools" / "hub-image-wheels"
+
+
+def pip(*args: str | Path, python: Path | None = None, timeout: float = 600) -> str:
+    """Run this interpreter's pip (on ``python``'s environment if given); its stdout."""
+    target = ["--python", str(python)] if python else []
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", *target, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if result.returncode != 0:
+        command = " ".join(map(str, args))
+        raise RuntimeError(f"pip {command} failed:\n{result.stdout}{result.stderr}")
+    return result.stdout
+
+
+def wheelhouse() -> Path:
+    """Wheels of every pin of the chart's hub image (made once per requirements file)."""
+    digest = hashlib.sha256(PINS.read_bytes()).hexdigest()[:16]
+    directory = WHEELHOUSES / digest
+    done = directory / ".complete"
+    if not done.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        # --no-deps: the file is a complete freeze. psycopg2 has no wheels on PyPI: pip
+        # builds it (gcc, libpq-dev), as the chart's own image build does.
+        pip("wheel", "--no-deps", "-q", "-r", PINS, "-w", directory, timeout=1200)
+        done.write_text("ok\n")
+    return directory
+
+
+@dataclass
+class DockerInstall:
+    """The Dockerfile's wheel installation: ``ARG`` default, ``COPY`` and ``pip install``."""
+
+    version: str  # ARG LSST_HUB_VERSION's default
+    copy_source: str  # the COPY source, ARG substituted (relative to the build context)
+    copy_dest: str
+    pip_args: list[str]  # after "python3 -m pip", ARG substituted
+
+    @property
+    def wheel_name(self) -> str:
+        return Path(self.copy_source).name
+
+
+def docker_install() -> DockerInstall:
+    """Read ``helm-values/hub-image/Dockerfile``'s installation of lsst-hub."""
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    (arg,) = [ln for ln in lines if ln.startswith("ARG LSST_HUB_VERSION=")]
+    version = arg.partition("=")[2]
+
+    def expand(word: str) -> str:
+        return word.replace("${LSST_HUB_VERSION}", version).replace("$LSST_HUB_VERSION", version)
+
+    (copy,) = [ln.split()[1:] for ln in lines if ln.startswith("COPY ")]
+    (run,) = [ln for ln in lines if ln.startswith("RUN ") and "pip install" in ln]
+    first = run.removeprefix("RUN ").split("&&")[0]
+    words = [expand(w) for w in shlex.split(first)]
+    assert words[:3] == ["python3", "-m", "pip"], words
+    return DockerInstall(version, expand(copy[0]), expand(copy[1]), words[3:])
+
+
+def installed(python: Path) -> dict[str, str]:
+    """``{normalized name: version}`` of what is installed in ``python``'s environment."""
+    freeze = pip("list", "--format=freeze", python=python)
+    pairs = (line.split("==") for line in freeze.splitlines() if "==" in line)
+    return {re.sub(r"[-_.]+", "-", name).lower(): version for name, version in pairs}
+
+
+if __name__ == "__main__":
+    print(f"hub image pins: {wheelhouse()}")
