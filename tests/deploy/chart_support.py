@@ -146,3 +146,53 @@ def egress_allows(policy: Obj, address: str, port: int, protocol: str = "TCP") -
         if to_ok and ports_ok:
             return True
     return False
+
+
+# -- the hub pod's files and environment, laid out locally -------------------------
+
+CHART_CONFIG_DIR = "/usr/local/etc/jupyterhub"
+
+
+def lay_out_hub_config(objects: list[Obj], directory: Path, secrets: dict[str, str]) -> Obj:
+    """Write the hub's mounted files into ``directory``; return the container's environment.
+
+    The hub Deployment mounts its ConfigMap's ``jupyterhub_config.py`` and ``z2jh.py`` and
+    the whole ConfigMap and Secret ``hub`` under ``/usr/local/etc/jupyterhub/``; the files
+    go to the same relative places in ``directory``, and the one change from the pod is
+    that path, rewritten in the two Python files. The environment is the hub container's
+    ``env`` (``secretKeyRef`` values from the chart's Secret, or from ``secrets`` for the
+    site's own Secrets, keyed ``"name/key"``; ``fieldRef`` the namespace) plus what
+    Kubernetes adds for each Service (``<NAME>_SERVICE_HOST``/``_PORT``: the chart's
+    config reads them), with every host 127.0.0.1.
+    """
+    configmap = find(objects, "ConfigMap", "hub")["data"]
+    chart_secret = secret_data(find(objects, "Secret", "hub"))
+    for sub, files in (("config", configmap), ("secret", chart_secret)):
+        (directory / sub).mkdir(parents=True, exist_ok=True)
+        for key, text in files.items():
+            (directory / sub / key).write_text(text)
+    for name in ("jupyterhub_config.py", "z2jh.py"):
+        text = configmap[name].replace(CHART_CONFIG_DIR, str(directory))
+        (directory / name).write_text(text)
+
+    pod = find(objects, "Deployment", "hub")["spec"]["template"]["spec"]
+    env: dict[str, str] = {}
+    for item in container(pod, "hub")["env"]:
+        if "value" in item:
+            env[item["name"]] = str(item["value"])
+            continue
+        source = item["valueFrom"]
+        if "fieldRef" in source:
+            assert source["fieldRef"]["fieldPath"] == "metadata.namespace"
+            env[item["name"]] = NAMESPACE
+        else:
+            ref = source["secretKeyRef"]
+            if ref["name"] == "hub":
+                env[item["name"]] = chart_secret[ref["key"]]
+            else:
+                env[item["name"]] = secrets[f"{ref['name']}/{ref['key']}"]
+    for service in (o for o in objects if o["kind"] == "Service"):
+        prefix = service["metadata"]["name"].upper().replace("-", "_")
+        env[f"{prefix}_SERVICE_HOST"] = "127.0.0.1"
+        env[f"{prefix}_SERVICE_PORT"] = str(service["spec"]["ports"][0]["port"])
+    return env

@@ -177,9 +177,15 @@ def test_extra_config_sets_the_ldap_password(monkeypatch: pytest.MonkeyPatch) ->
     assert c.LDAPAuthenticator.search_bind_password == "from-the-secret"
 
 
-@pytest.mark.parametrize("hub_instance", [None, "science-hub"])
+@pytest.mark.parametrize(
+    ("hub_instance", "base_url", "api_url"),
+    [
+        (None, None, "http://localhost:8081/hub/api"),
+        ("science-hub", "/science/", "http://localhost:8081/science/hub/api"),
+    ],
+)
 def test_extra_config_adds_the_orphan_pod_service(
-    monkeypatch: pytest.MonkeyPatch, hub_instance: str | None
+    monkeypatch: pytest.MonkeyPatch, hub_instance: str | None, base_url: str | None, api_url: str
 ) -> None:
     from jupyterhub.scopes import scope_definitions
 
@@ -187,15 +193,24 @@ def test_extra_config_adds_the_orphan_pod_service(
 
     monkeypatch.setenv("LSST_HUB_LDAP_SEARCH_PASSWORD", "from-the-secret")
     monkeypatch.setenv("POD_NAMESPACE", "jhub")  # set by the chart on the hub pod
+    monkeypatch.setenv("HELM_RELEASE_NAME", "jupyterhub-prod")  # likewise
     c = chart_like_config()
     if hub_instance:  # as hub.config.LSSTSpawner.hub_instance in a site's values
         c.LSSTSpawner.hub_instance = hub_instance
+    if base_url:  # as hub.baseUrl, which the chart sets before extraConfig
+        c.JupyterHub.base_url = base_url
     run_extra_config(c)
     (service,) = [s for s in c.JupyterHub.services if s["name"] == SERVICE_NAME]
     assert service["command"][1:3] == ["-m", "lsst_hub.spawner.reconcile_service"]
-    # It looks where the spawner puts pods: the release namespace, this hub's label.
+    # It looks where the spawner puts pods: the release namespace, this hub's label,
+    # the same on both sides (the Helm release unless the site names one).
     assert "--namespace=jhub" in service["command"]
-    assert f"--hub-instance={hub_instance or 'jupyterhub'}" in service["command"]
+    instance = hub_instance or "jupyterhub-prod"
+    assert c.LSSTSpawner.hub_instance == instance
+    assert f"--hub-instance={instance}" in service["command"]
+    # It calls the hub at localhost, as the chart's idle culler does: a pod reaching
+    # itself through its own Service fails on some network plugins.
+    assert f"--hub-api-url={api_url}" in service["command"]
     (role,) = [r for r in c.JupyterHub.load_roles if r["name"] == SERVICE_NAME]
     assert role["services"] == [SERVICE_NAME]
     assert set(role["scopes"]) == set(REQUIRED_SCOPES)

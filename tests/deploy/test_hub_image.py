@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.deploy.chart_support import lay_out_hub_config, render
 from tests.deploy.hub_image_support import (
     PINS,
     ROOT,
@@ -114,8 +115,9 @@ def hub_env(dist: Dist, tmp_path_factory: pytest.TempPathFactory) -> HubEnv:
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
     # As the chart's image: every pin, from wheels, nothing else.
-    pip("install", "-q", "--no-index", "--find-links", wheelhouse(), "--no-deps", "-r", PINS,
-        python=python)  # fmt: skip
+    # --no-compile: byte-compiling 80 packages is most of the time, and changes nothing.
+    pip("install", "-q", "--no-compile", "--no-index", "--find-links", wheelhouse(),
+        "--no-deps", "-r", PINS, python=python)  # fmt: skip
     before = installed(python)
 
     # As the Dockerfile: COPY the wheel into place, then its RUN line's pip arguments.
@@ -147,12 +149,12 @@ def test_clean_environment_holds_exactly_the_chart_pins(hub_env: HubEnv) -> None
     assert hub_env.before["jupyterhub"] == "5.5.0"
 
 
-def run_in(python: Path, code: str) -> str:
+def run_in(python: Path, code: str, env: dict[str, str] | None = None) -> str:
     """Run ``code`` in the image environment, away from the checkout (no PYTHONPATH)."""
     result = subprocess.run(
         [str(python), "-c", textwrap.dedent(code)],
         capture_output=True, text=True, timeout=120,
-        cwd=python.parent, env={"PATH": "/usr/bin:/bin"},
+        cwd=python.parent, env={"PATH": "/usr/bin:/bin", **(env or {})},
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
@@ -223,3 +225,44 @@ def test_entry_points_load_through_jupyterhub(hub_env: HubEnv) -> None:
     assert loaded["jupyterhub"] == "5.5.0"
     # Imported from the installed wheel, not from the checkout.
     assert Path(loaded["lsst_hub"]).is_relative_to(hub_env.python.parent.parent)
+
+
+def test_chart_config_loads_our_plugins_and_services(hub_env: HubEnv, tmp_path: Path) -> None:
+    # The chart's own jupyterhub_config.py + z2jh.py with the rendered ConfigMap and
+    # Secret and the hub container's environment, in the image environment.
+    config_dir = tmp_path / "etc-jupyterhub"
+    env = lay_out_hub_config(render(), config_dir, {"lsst-hub-ldap/password": "bind-pw"})
+    out = run_in(
+        hub_env.python,
+        f"""
+        import json
+        from traitlets.config.loader import PyFileConfigLoader
+        c = PyFileConfigLoader("jupyterhub_config.py", path={str(config_dir)!r}).load_config()
+        print(json.dumps({{
+            "authenticator_class": c.JupyterHub.authenticator_class,
+            "spawner_class": c.JupyterHub.spawner_class,
+            "services": {{s["name"]: s["command"] for s in c.JupyterHub.services}},
+            "init_containers": c.KubeSpawner.get("init_containers", []),
+            "hub_instance": c.LSSTSpawner.hub_instance,
+            "namespace": c.KubeSpawner.namespace,
+            "cleanup_servers": c.JupyterHub.cleanup_servers,
+            "password": c.LDAPAuthenticator.search_bind_password,
+        }}))
+        """,
+        env=env,
+    )
+    loaded = json.loads(out.strip().splitlines()[-1])
+    assert (loaded["authenticator_class"], loaded["spawner_class"]) == ("lsst-ldap", "lsst-kube")
+    assert loaded["password"] == "bind-pw"
+    assert loaded["cleanup_servers"] is False
+    assert loaded["namespace"] == "jupyterhub"
+    # No metadata-blocking init container: the overlay turns it off.
+    assert loaded["init_containers"] == []
+    culler = loaded["services"]["jupyterhub-idle-culler"]
+    assert "--url=http://localhost:8081/hub/api" in culler
+    assert "--timeout=3600" in culler
+    (orphans,) = [cmd for name, cmd in loaded["services"].items() if "orphan" in name]
+    assert "--hub-api-url=http://localhost:8081/hub/api" in orphans
+    assert "--namespace=jupyterhub" in orphans
+    assert loaded["hub_instance"] == env["HELM_RELEASE_NAME"] == "jhub"
+    assert f"--hub-instance={loaded['hub_instance']}" in orphans
