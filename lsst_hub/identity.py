@@ -107,8 +107,12 @@ class Identity:
 
     @property
     def group_names(self) -> list[str]:
-        """Names of all groups, in directory order."""
-        return [g.name for g in self.groups]
+        """Names of all groups, in directory order, each name once.
+
+        Two groups may share a name (in different branches of the directory);
+        :attr:`groups` keeps both with their DNs, JupyterHub's groups are by name.
+        """
+        return list(dict.fromkeys(g.name for g in self.groups))
 
     @property
     def supplemental_gids(self) -> list[int]:

@@ -9,6 +9,7 @@ functions here read an entry, as ldap3 returns it, with those names. No I/O.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,12 +17,29 @@ from typing import Any
 from ..identity import Group, Identity
 
 __all__ = [
+    "DEFAULT_UNIQUE_ID_ATTRIBUTES",
     "AttributeNames",
     "IncompleteIdentityError",
+    "all_values",
     "groups_from_entries",
+    "holds_name",
     "identity_from_entry",
     "is_attribute_name",
+    "same_name",
+    "unique_id_from_entry",
 ]
+
+#: Stable unique attributes of the common directories, tried in order: OpenLDAP
+#: (``entryUUID``), 389/Red Hat DS (``nsUniqueId``), FreeIPA (``ipaUniqueID``) and
+#: Active Directory (``objectGUID``). Operational: only sent when asked for by name.
+DEFAULT_UNIQUE_ID_ATTRIBUTES = ("entryUUID", "nsUniqueId", "ipaUniqueID", "objectGUID")
+
+#: Binary GUIDs in Microsoft's mixed-endian layout, written as the usual UUID string.
+_GUID_ATTRIBUTES = frozenset({"objectguid"})
+
+# Only A-Z fold: Unicode case folding and compatibility mapping (the ligature
+# "ﬁ", fullwidth letters, the Kelvin sign) are what must NOT make two names equal.
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 # An attribute description of RFC 4512: a name or a numeric OID, with options
 # (``cn;lang-en``). Nothing else may reach a filter built from a trait value.
@@ -53,12 +71,13 @@ class AttributeNames:
     email: str = "mail"
     group_name: str = "cn"
     group_gid: str = "gidNumber"
+    unique_id: tuple[str, ...] = DEFAULT_UNIQUE_ID_ATTRIBUTES
 
     @property
     def user(self) -> list[str]:
-        """Attributes to request for a user entry."""
+        """Attributes to request for a user entry (operational ones by name)."""
         names = [self.uid, self.uid_number, self.gid_number, self.home_directory]
-        names += [*self.display_name, self.email]
+        names += [*self.display_name, self.email, *self.unique_id]
         return _unique(names)
 
     @property
@@ -75,15 +94,58 @@ def _unique(names: Iterable[str]) -> list[str]:
     return list(seen.values())
 
 
-def first_value(attrs: Mapping[str, Any], name: str) -> Any:
-    """First value of an attribute (ldap3 gives lists without a schema), or None."""
+def all_values(attrs: Mapping[str, Any], name: str) -> list[Any]:
+    """Every value of an attribute (ldap3 gives lists without a schema); [] when absent."""
     if not name:
-        return None
+        return []
     for key, value in attrs.items():
         if key.lower() == name.lower():
-            if isinstance(value, list | tuple):
-                return value[0] if value else None
-            return value
+            return list(value) if isinstance(value, list | tuple) else [value]
+    return []
+
+
+def first_value(attrs: Mapping[str, Any], name: str) -> Any:
+    """First value of an attribute, or None."""
+    values = all_values(attrs, name)
+    return values[0] if values else None
+
+
+def same_name(value: str, username: str) -> bool:
+    """Whether a directory value names ``username``: equal but for ASCII letter case.
+
+    The directory's own matching rules (LDAPprep: Unicode compatibility mapping,
+    case folding, insignificant spaces) also find ``ﬁve`` (a ligature), ``five`` in
+    fullwidth letters and ``five `` for ``five``, and ``Kate`` spelled with the Kelvin
+    sign (U+212A) for ``kate``; such an entry must
+    neither claim a username nor, by making the answer ambiguous, lock its owner out.
+    """
+    return value.translate(_ASCII_LOWER) == username.translate(_ASCII_LOWER)
+
+
+def holds_name(attrs: Mapping[str, Any], name: str, username: str) -> bool:
+    """Whether attribute ``name`` of an entry has a value that is :func:`same_name`."""
+    return any(isinstance(v, str) and same_name(v, username) for v in all_values(attrs, name))
+
+
+def unique_id_from_entry(attrs: Mapping[str, Any], names: Iterable[str]) -> str | None:
+    """The first of ``names`` the entry has, as a stable string; None when none.
+
+    A 16-byte ``objectGUID`` is written as Active Directory shows it
+    (``uuid.UUID(bytes_le=...)``), other binary values in hex.
+    """
+    for name in names:
+        value = first_value(attrs, name)
+        if value is None or value == "" or value == b"":
+            continue
+        if isinstance(value, bytes | bytearray):
+            raw = bytes(value)
+            if name.lower() in _GUID_ATTRIBUTES and len(raw) == 16:
+                return str(uuid.UUID(bytes_le=raw))
+            try:
+                return raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return raw.hex()
+        return str(value)
     return None
 
 
@@ -98,13 +160,18 @@ def as_int(value: Any) -> int | None:
 def groups_from_entries(
     entries: Iterable[tuple[str, Mapping[str, Any]]], names: AttributeNames
 ) -> list[Group]:
-    """Groups from group entries, in directory order, without repeated names."""
+    """Groups from group entries, in directory order, each entry once.
+
+    Two entries with the same name in different places are two groups: both are
+    kept, with their DNs, so that a rule naming a group by DN is not fooled by a
+    same-named group elsewhere under the search base.
+    """
     groups: dict[str, Group] = {}
-    for _, attrs in entries:
+    for dn, attrs in entries:
         name = first_value(attrs, names.group_name)
         if name:
             gid = as_int(first_value(attrs, names.group_gid))
-            groups.setdefault(str(name), Group(str(name), gid))
+            groups.setdefault(dn.lower() if dn else f"\0{name}", Group(str(name), gid, dn))
     return list(groups.values())
 
 
@@ -154,4 +221,5 @@ def identity_from_entry(
         groups=tuple(groups),
         display_name=str(display) if display else None,
         email=str(mail) if mail else None,
+        unique_id=unique_id_from_entry(attrs, names.unique_id),
     )

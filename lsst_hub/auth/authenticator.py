@@ -19,8 +19,8 @@ from traitlets import Bool, Float, Integer, List, Set, Unicode, default, observe
 from traitlets import Union as UnionTrait
 
 from .. import metrics
-from ..identity import Identity
-from .attributes import AttributeNames, is_attribute_name
+from ..identity import DEFAULT_MIN_GID, DEFAULT_MIN_UID, DEFAULT_REFUSED_GIDS, Identity, id_problems
+from .attributes import DEFAULT_UNIQUE_ID_ATTRIBUTES, AttributeNames, is_attribute_name
 from .directory import (
     DirectorySettings,
     DirectoryUnavailableError,
@@ -29,6 +29,8 @@ from .directory import (
     LDAPDirectory,
     LoginTimeoutError,
     UserNotFoundError,
+    template_setup_problem,
+    username_attributes,
 )
 from .throttle import LoginThrottle, LoginThrottledError, Refusal
 
@@ -46,6 +48,7 @@ _ATTRIBUTE_TRAITS = (
     "email_attribute",
     "group_name_attribute",
     "group_gid_attribute",
+    "unique_id_attribute",
 )
 
 #: Traits that shape the directory connection: changing one rebuilds it.
@@ -71,7 +74,12 @@ _DIRECTORY_TRAITS = [
 ]
 
 #: Attribute-name traits that may be empty (the directory has no such attribute).
-_OPTIONAL_ATTRIBUTE_TRAITS = {"display_name_attribute", "email_attribute", "group_gid_attribute"}
+_OPTIONAL_ATTRIBUTE_TRAITS = {
+    "display_name_attribute",
+    "email_attribute",
+    "group_gid_attribute",
+    "unique_id_attribute",
+}
 
 
 def _as_list(value: str | list[str] | tuple[str, ...]) -> list[str]:
@@ -196,10 +204,17 @@ class LDAPAuthenticator(Authenticator):
         whose DN exists. Templates are tried in order; the next one is tried only
         after the server's "invalid credentials" answer (which it gives for a
         missing DN too). When a later template's DN accepts the password, the
-        earlier DNs are checked to be absent (with the service account if there is
-        one, else with the user's own connection, which must then be allowed to
-        see them); if one exists the login is refused, so a password that fits
-        ``uid=x,ou=guests`` never logs in the person ``uid=x,ou=people``.""",
+        earlier DNs are checked with the service account to be absent; if one
+        exists the login is refused, so a password that fits ``uid=x,ou=guests``
+        never logs in the person ``uid=x,ou=people``. Several templates therefore
+        need :attr:`search_bind_dn` (the hub refuses to start without it): a
+        directory may hide ``ou=people`` from guests, and only the service account
+        sees every branch.
+
+        ``{username}`` must be in the first RDN (the entry's own name), and the
+        entry found must hold the username there exactly: an entry the server
+        matches by its looser rules (``uid=ﬁve`` for ``uid=five``) is not the
+        user's.""",
     )
     search_bind_dn = Unicode(
         "",
@@ -258,7 +273,11 @@ class LDAPAuthenticator(Authenticator):
         "uid",
         config=True,
         help="""Attribute holding the login name, used in the default
-        :attr:`user_search_filter` (``sAMAccountName`` in Active Directory).""",
+        :attr:`user_search_filter` (``sAMAccountName`` in Active Directory). The
+        entry found must hold the username in it exactly (only ASCII letter case may
+        differ): entries the directory's matching rules find for look-alike names
+        (``ﬁve`` for ``five``, fullwidth letters, trailing spaces, the Kelvin sign)
+        are ignored.""",
     )
     uid_number_attribute = Unicode(
         "uidNumber",
@@ -299,6 +318,40 @@ class LDAPAuthenticator(Authenticator):
         config=True,
         help="""Attribute holding a group's numeric gid (groups without it are kept,
         without a gid). Empty: groups have no gid.""",
+    )
+
+    unique_id_attribute = List(
+        Unicode(),
+        default_value=list(DEFAULT_UNIQUE_ID_ATTRIBUTES),
+        config=True,
+        help="""Stable unique attributes of a user entry, tried in order; the first
+        the entry has is kept in ``auth_state`` as ``unique_id``, which tells a new
+        entry under a reused username from the old one. Requested by name (they are
+        operational attributes). ``objectGUID`` (binary) is stored as Active
+        Directory writes it (``uuid.UUID(bytes_le=...)``). Empty: none is read.""",
+    )
+
+    # -- which ids may run -------------------------------------------------
+    min_uid = Integer(
+        DEFAULT_MIN_UID,
+        config=True,
+        help="""Lowest ``uidNumber`` that may log in. Below it are root and the
+        system accounts, which no directory entry may reach: such a login is
+        refused (outcome ``system_id``) with a log line naming this setting.""",
+    )
+    min_gid = Integer(
+        DEFAULT_MIN_GID,
+        config=True,
+        help="""Lowest primary ``gidNumber`` that may log in (outcome ``system_id``
+        below it).""",
+    )
+    refused_gids = Set(
+        Integer(),
+        default_value=set(DEFAULT_REFUSED_GIDS),
+        config=True,
+        help="""Group ids refused as primary or supplementary group: a person in such
+        a group (or in one with a negative gid) cannot log in (outcome
+        ``system_id``). Default ``{0}``, root's group.""",
     )
 
     # -- who may log in ----------------------------------------------------
@@ -421,11 +474,29 @@ class LDAPAuthenticator(Authenticator):
             # login at run time; refuse it when the hub starts.
             try:
                 parse_dn(template.format(username="x"))
+                # The entry's own RDN must hold the name, so that the entry can be
+                # checked to carry it exactly (not a look-alike the server matched).
+                username_attributes(template)
             except (KeyError, IndexError, ValueError, LDAPInvalidDnError) as exc:
                 raise ValueError(
                     f"bind_dn_template {template!r} is not a DN template: {exc!r}"
                 ) from None
         return value
+
+    @validate("min_uid", "min_gid")
+    def _check_min_id(self, proposal: Any) -> int:
+        value = int(proposal["value"])
+        if value < 0:
+            raise ValueError(f"{proposal['trait'].name} must be 0 or more, got {value}")
+        return value
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Settings that are only unsafe together are checked once all are set (a
+        # config file sets them in any order); the directory refuses such logins too.
+        problem = template_setup_problem(_as_list(self.bind_dn_template), self.search_bind_dn)
+        if problem:
+            raise ValueError(problem)
 
     @validate("user_search_filter", "group_search_filter")
     def _check_filter(self, proposal: Any) -> str:
@@ -564,6 +635,7 @@ class LDAPAuthenticator(Authenticator):
                         email=self.email_attribute,
                         group_name=self.group_name_attribute,
                         group_gid=self.group_gid_attribute,
+                        unique_id=tuple(self.unique_id_attribute),
                     ),
                 )
             )
@@ -748,6 +820,18 @@ class LDAPAuthenticator(Authenticator):
             # Directory errors, timeouts, cancellation: the attempt counts as nothing
             # (a no-op after failed() or succeeded()).
             throttle.release(attempt)
+
+        problems = id_problems(
+            identity, min_uid=self.min_uid, min_gid=self.min_gid, refused_gids=self.refused_gids
+        )
+        if problems:
+            # Root and system accounts are never reachable through the directory.
+            self.log.error(
+                "LDAP login refused for %r: %s (settings min_uid, min_gid, refused_gids)",
+                username,
+                "; ".join(problems),
+            )
+            return "system_id", None
 
         model = self._model(identity)
         if not (self.allow_all or self.check_allowed(username, model)):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import secrets
 import socket
 import ssl
 import threading
@@ -23,14 +24,16 @@ from urllib.parse import urlsplit
 
 import ldap3
 from ldap3.core import exceptions as ldap_exc
+from ldap3.core.exceptions import LDAPInvalidDnError
 from ldap3.utils.conv import escape_filter_chars
-from ldap3.utils.dn import escape_rdn
+from ldap3.utils.dn import escape_rdn, parse_dn
 
 from ..identity import Identity
 from .attributes import (
     AttributeNames,
     IncompleteIdentityError,
     groups_from_entries,
+    holds_name,
     identity_from_entry,
 )
 
@@ -43,6 +46,8 @@ __all__ = [
     "LDAPDirectory",
     "LoginTimeoutError",
     "UserNotFoundError",
+    "template_setup_problem",
+    "username_attributes",
 ]
 
 log = logging.getLogger(__name__)
@@ -52,8 +57,6 @@ _INVALID_CREDENTIALS = 49
 #: How long an idle service-account connection is reused before it is replaced, so
 #: that the pool returns to the first server some time after a failover.
 _POOL_MAX_AGE = 60.0
-#: "No attributes" (RFC 4511 4.5.1.8): enough to learn whether an entry exists.
-_NO_ATTRIBUTES = ["1.1"]
 
 # Errors that mean "this server is not usable right now": try the next one.
 #: RFC 2696 simple paged results, which OpenLDAP and Active Directory both support.
@@ -135,6 +138,79 @@ class DirectorySettings:
     attributes: AttributeNames = field(default_factory=AttributeNames)
 
 
+def username_attributes(template: str) -> tuple[tuple[str, str], ...]:
+    """The (attribute, value template) pairs of ``template``'s first RDN that hold ``{username}``.
+
+    The entry a DN template names must carry the username in those attributes
+    exactly (see :func:`~.attributes.same_name`): the server matches a DN with
+    the attribute's matching rule, which finds ``uid=ﬁve`` for ``uid=five``.
+
+    Raises
+    ------
+    ValueError
+        When ``template`` is not a DN or ``{username}`` is not in its first RDN
+        (the entry's own name), so the entry could not be checked.
+    """
+    try:
+        parts = parse_dn(template)
+    except LDAPInvalidDnError as exc:
+        raise ValueError(f"{template!r} is not a DN: {exc}") from None
+    first_rdn: list[tuple[str, str]] = []
+    for attribute, value, separator in parts:
+        first_rdn.append((attribute, value))
+        if separator != "+":  # ',' or the end closes the first RDN
+            break
+    found = tuple((a, v) for a, v in first_rdn if "{username}" in v)
+    if not found:
+        raise ValueError(
+            f"{template!r}: {{username}} must be in the first RDN (the entry's own name, "
+            "e.g. uid={username},ou=people,...)"
+        )
+    return found
+
+
+def template_setup_problem(templates: Sequence[str], search_bind_dn: str) -> str | None:
+    """Why these DN templates cannot be used safely, or None.
+
+    With several templates a username belongs to the first one whose entry
+    exists, so the earlier entries must be checked. Only a service account can
+    check them: a directory may hide ``ou=people`` from a person bound as
+    ``uid=alice,ou=guests`` (it answers noSuchObject), and that guest would
+    then log in as the hub user ``alice``.
+    """
+    if len(templates) > 1 and not search_bind_dn:
+        return (
+            f"bind_dn_template has {len(templates)} templates but search_bind_dn is empty: "
+            "without a service account the hub cannot prove which entry owns a username "
+            "(the directory may hide an earlier template's entry from the person binding). "
+            "Set search_bind_dn and search_bind_password to a read-only service account "
+            "that can read every template's entries, or use a single bind_dn_template"
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class _Template:
+    """One ``bind_dn_template`` and the attributes its entry must carry the username in."""
+
+    text: str
+    name_parts: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def parse(cls, text: str) -> _Template:
+        return cls(text, username_attributes(text))
+
+    def dn(self, username: str) -> str:
+        return self.text.format(username=escape_rdn(username))
+
+    def owns(self, attrs: dict[str, Any], username: str) -> bool:
+        """Whether the entry read at :meth:`dn` is exactly ``username``'s, not a look-alike."""
+        return all(
+            holds_name(attrs, attribute, value.format(username=username))
+            for attribute, value in self.name_parts
+        )
+
+
 @dataclass(frozen=True)
 class _Endpoint:
     url: str
@@ -185,6 +261,15 @@ class LDAPDirectory:
     def __init__(self, settings: DirectorySettings) -> None:
         self.settings = settings
         self._endpoints = [self._endpoint(url) for url in settings.server_urls]
+        self._templates = tuple(_Template.parse(t) for t in settings.bind_dn_templates)
+        # A user entry read through a template also shows the attributes the
+        # username is in (the RDN's, e.g. uid), to check it is not a look-alike.
+        wanted = [*settings.attributes.user]
+        wanted += [a for t in self._templates for a, _ in t.name_parts]
+        self._entry_attributes = list({a.lower(): a for a in reversed(wanted)}.values())[::-1]
+        # Binary attributes are read raw: ldap3 without a schema decodes whatever
+        # happens to be valid UTF-8, so an objectGUID would change form by chance.
+        self._raw_attributes = {a.lower() for a in settings.attributes.unique_id}
         self._pool: list[tuple[float, ldap3.Connection]] = []
         self._pool_lock = threading.Lock()
         # url -> monotonic time until which a server that just failed is tried last.
@@ -413,11 +498,14 @@ class LDAPDirectory:
             conn.search(base, flt, scope, attributes=list(attributes), **paging)
             result = conn.result or {}
             code = result.get("result")
-            entries.extend(
-                (item["dn"], dict(item.get("attributes") or {}))
-                for item in conn.response or []
-                if item.get("type") == "searchResEntry"
-            )
+            for item in conn.response or []:
+                if item.get("type") != "searchResEntry":
+                    continue
+                attrs = dict(item.get("attributes") or {})
+                for key, values in (item.get("raw_attributes") or {}).items():
+                    if key.lower() in self._raw_attributes:
+                        attrs[key] = list(values)
+                entries.append((item["dn"], attrs))
             if code == 4:  # sizeLimitExceeded
                 raise SearchLimitError(
                     f"the search in {base!r} for {flt!r} stopped at the server's size "
@@ -481,21 +569,41 @@ class LDAPDirectory:
             gid_number=person.gid_number,
         )
 
-    def _template_dns(self, username: str) -> list[str]:
-        rdn_value = escape_rdn(username)
-        return [t.format(username=rdn_value) for t in self.settings.bind_dn_templates]
-
     def _find_user(self, username: str, deadline: _Deadline) -> tuple[str, dict[str, Any]]:
+        """The one entry whose ``uid_attribute`` is ``username`` exactly.
+
+        The filter finds look-alikes too (``ﬁve`` for ``five``, see
+        :func:`~.attributes.same_name`); they are dropped before counting, so a
+        look-alike entry neither claims the name nor makes it ambiguous.
+        """
         entries = self._service_search(
             self.settings.user_search_base,
             self._user_filter(username),
             self.names.user,
             deadline,
         )
-        if len(entries) != 1:
-            raise UserNotFoundError(f"user search for {username!r} found {len(entries)} entries")
-        dn, attrs = entries[0]
-        return dn, attrs
+        exact = [(dn, a) for dn, a in entries if holds_name(a, self.names.uid, username)]
+        if len(exact) != 1:
+            raise UserNotFoundError(
+                f"user search for {username!r} found {len(entries)} entries, {len(exact)} "
+                f"of them with {self.names.uid} {username!r} exactly (uid_attribute; "
+                "only ASCII letter case may differ)"
+            )
+        return exact[0]
+
+    def _decoy_bind(self, password: str, deadline: _Deadline) -> None:
+        """Bind as a DN that cannot exist, as a wrong password would be tried.
+
+        An unknown username then costs the same connection, TLS handshake and
+        bind as a known one with a wrong password, so the time to refuse does
+        not tell which names exist. The password sent is random, of the same
+        length: the person's password goes to their own entry only.
+        """
+        base = self.settings.user_search_base
+        rdn = f"cn=lsst-hub-no-such-user-{secrets.token_hex(8)}"
+        decoy = secrets.token_urlsafe(len(password))[: len(password)] or "x"
+        with contextlib.suppress(InvalidCredentialsError):
+            _close(self._bind(f"{rdn},{base}" if base else rdn, decoy, deadline))
 
     def _identity(self, username: str, dn: str, attrs: dict[str, Any]) -> Identity:
         return identity_from_entry(username, dn, attrs, (), self.names)
@@ -514,9 +622,13 @@ class LDAPDirectory:
         DirectoryUnavailableError, LoginTimeoutError
         """
         limit = _Deadline(deadline)
-        if self.settings.bind_dn_templates:
+        if self._templates:
             return self._authenticate_direct(username, password, limit)
-        dn, attrs = self._find_user(username, limit)
+        try:
+            dn, attrs = self._find_user(username, limit)
+        except UserNotFoundError:
+            self._decoy_bind(password, limit)
+            raise
         _close(self._bind(dn, password, limit))
         return self._with_groups(self._identity(username, dn, attrs), limit)
 
@@ -524,17 +636,24 @@ class LDAPDirectory:
         """Direct bind with the DN templates, in order.
 
         The rule: a username belongs to the entry of the *first* template whose
-        DN exists. A server answers "invalid credentials" both for a wrong
-        password and for a DN that does not exist, so after that answer the next
-        template is tried; when a later DN accepts the password, the earlier
-        DNs are checked to be absent, or the login is refused. Otherwise a
-        password valid for ``uid=x,ou=guests`` would log in as the person
-        ``uid=x,ou=people`` (same hub user, other uid). Any other refusal ends
-        the login at once.
+        DN names an entry carrying the username exactly. A server answers
+        "invalid credentials" both for a wrong password and for a DN that does
+        not exist, so after that answer the next template is tried; when a
+        later DN accepts the password, the earlier DNs are checked, with the
+        service account, to name no such entry, or the login is refused.
+        Otherwise a password valid for ``uid=x,ou=guests`` would log in as the
+        person ``uid=x,ou=people`` (same hub user, other uid). An entry the
+        server matched by its looser rules (``uid=ﬁve`` for ``uid=five``) is not
+        the user's, whatever the password. Any other refusal ends the login at once.
         """
-        dns = self._template_dns(username)
+        problem = template_setup_problem(
+            self.settings.bind_dn_templates, self.settings.search_bind_dn
+        )
+        if problem:
+            raise DirectoryUnavailableError(problem)
         refusals: list[str] = []
-        for index, dn in enumerate(dns):
+        for index, template in enumerate(self._templates):
+            dn = template.dn(username)
             try:
                 conn = self._bind(dn, password, deadline)
             except InvalidCredentialsError as exc:
@@ -544,22 +663,25 @@ class LDAPDirectory:
                 continue
             try:
                 found = self._search(
-                    conn, dn, "(objectClass=*)", self.names.user, deadline, scope=ldap3.BASE
+                    conn, dn, "(objectClass=*)", self._entry_attributes, deadline, scope=ldap3.BASE
                 )
                 if not found:
                     raise UserNotFoundError(f"{dn!r} bound but cannot be read")
-                attrs = found[0][1]
-                for earlier in dns[:index]:
-                    if self._exists(earlier, conn, deadline):
+                entry_dn, attrs = found[0]
+                if not template.owns(attrs, username):
+                    refusals.append(f"{entry_dn!r} does not carry the name {username!r} exactly")
+                    continue
+                for earlier in self._templates[:index]:
+                    if self._exists(earlier, username, deadline):
                         raise InvalidCredentialsError(
-                            f"the password fits {dn!r}, but {earlier!r} from an earlier "
-                            "bind_dn_template exists and owns this username"
+                            f"the password fits {dn!r}, but {earlier.dn(username)!r} from an "
+                            "earlier bind_dn_template exists and owns this username"
                         )
                 # Groups are read as the service account when there is one, else
                 # as the person.
                 service = bool(self.settings.search_bind_dn)
                 person = self._with_groups(
-                    self._identity(username, dn, attrs), deadline, None if service else conn
+                    self._identity(username, entry_dn, attrs), deadline, None if service else conn
                 )
             except _CONNECTION_ERRORS as exc:
                 deadline.check([f"reading {dn!r}: {_describe(exc)}"])
@@ -571,21 +693,19 @@ class LDAPDirectory:
             return person
         raise InvalidCredentialsError("; ".join(refusals))
 
-    def _exists(self, dn: str, user_conn: ldap3.Connection, deadline: _Deadline) -> bool:
-        """Whether ``dn`` exists: asked with the service account when there is one.
+    def _exists(self, template: _Template, username: str, deadline: _Deadline) -> bool:
+        """Whether ``template`` names an entry that is ``username``'s (service account).
 
-        Without a service account the user's own connection asks, so users must
-        be allowed to see the entries the earlier templates name.
+        A look-alike entry there (``uid=ﬁve`` for ``five``) does not count.
         """
-        if self.settings.search_bind_dn:
-            found = self._service_search(
-                dn, "(objectClass=*)", _NO_ATTRIBUTES, deadline, scope=ldap3.BASE
-            )
-        else:
-            found = self._search(
-                user_conn, dn, "(objectClass=*)", _NO_ATTRIBUTES, deadline, scope=ldap3.BASE
-            )
-        return bool(found)
+        found = self._service_search(
+            template.dn(username),
+            "(objectClass=*)",
+            self._entry_attributes,
+            deadline,
+            scope=ldap3.BASE,
+        )
+        return bool(found) and template.owns(found[0][1], username)
 
     def lookup(self, username: str, deadline: float | None = None) -> Identity:
         """Re-read a user's identity and groups with the service account (no password).
@@ -599,17 +719,21 @@ class LDAPDirectory:
         LoginTimeoutError
         """
         limit = _Deadline(deadline)
-        if self.settings.bind_dn_templates:
-            dns = self._template_dns(username)
-            for dn in dns:
+        if self._templates:
+            for template in self._templates:
                 found = self._service_search(
-                    dn, "(objectClass=*)", self.names.user, limit, scope=ldap3.BASE
+                    template.dn(username),
+                    "(objectClass=*)",
+                    self._entry_attributes,
+                    limit,
+                    scope=ldap3.BASE,
                 )
-                if found:
-                    attrs = found[0][1]
+                if found and template.owns(found[0][1], username):
+                    dn, attrs = found[0]
                     break
             else:
-                raise UserNotFoundError(f"none of {dns!r} exists")
+                dns = [t.dn(username) for t in self._templates]
+                raise UserNotFoundError(f"no entry of {username!r} at {dns!r}")
         else:
             dn, attrs = self._find_user(username, limit)
         return self._with_groups(self._identity(username, dn, attrs), limit)

@@ -9,6 +9,7 @@ result proves that the configured attribute, not the default one, was read.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 
 from lsst_hub.auth.attributes import is_attribute_name
 from tests.support.ldap_fixtures import login, outcome_count
-from tests.support.slapd import PEOPLE_DN, Slapd
+from tests.support.slapd import PEOPLE_DN, Slapd, group_dn
 
 Make = Callable[..., Any]
 
@@ -41,8 +42,13 @@ ADA_MAPPED = {
     "home_directory": "/gpfs/home/ada",
     "display_name": "Ada",
     "email": "ada@corp.example.org",
-    "groups": [{"name": "ad-gon-team", "gid": 30001}, {"name": "ad-posix-team", "gid": 30000}],
+    "groups": [
+        {"name": "ad-gon-team", "gid": 30001, "dn": group_dn("adteam-gon")},
+        {"name": "ad-posix-team", "gid": 30000, "dn": group_dn("adteam-posix")},
+    ],
 }
+# ada's objectGUID: its little-endian bytes are not valid UTF-8.
+ADA_GUID = uuid.UUID("1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a5b")
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +70,7 @@ def ada(slapd: Slapd) -> Iterator[str]:
             "msSFU30GidNumber": 30000,
             "unixHomeDirectory": "/gpfs/home/ada",
             "userPrincipalName": "ada@corp.example.org",
+            "objectGUID": ADA_GUID.bytes_le,
         },
     )
     posix = slapd.add_group(
@@ -103,10 +110,14 @@ async def test_mapped_attributes_are_read(
     make_authenticator: Make, ada: str, ad_mode: tuple[str, dict[str, Any]]
 ) -> None:
     name, overrides = ad_mode
-    auth = make_authenticator(manage_groups=True, **overrides)
+    auth = make_authenticator(manage_groups=True, unique_id_attribute=["objectGUID"], **overrides)
     result = await login(auth, name, "adapw")
     assert result is not None
-    assert by_name(result["auth_state"]) == {"ldap_dn": ada, **ADA_MAPPED}
+    assert by_name(result["auth_state"]) == {
+        "ldap_dn": ada,
+        "unique_id": str(ADA_GUID),
+        **ADA_MAPPED,
+    }
     # Group names from group_name_attribute drive allowed_groups, admin_groups
     # and JupyterHub groups alike.
     assert result["admin"] is True
@@ -121,20 +132,63 @@ async def test_default_filter_uses_uid_attribute(make_authenticator: Make, ada: 
     assert result is not None and result["auth_state"]["ldap_dn"] == ada
     # The uid is no longer the login name.
     assert await login(auth, "adperson", "adapw") is None
-    # An explicit filter still wins over uid_attribute.
+    # An explicit filter still wins over uid_attribute ...
+    auth = make_authenticator(
+        uid_attribute="sAMAccountName",
+        user_search_filter="(&(objectClass=testADAccount)(sAMAccountName={username}))",
+        allowed_groups={"adteam-gon"},
+    )
+    assert await login(auth, "ada", "adapw") is not None
+    # ... but the entry it finds must hold the name in uid_attribute: a filter on
+    # another attribute cannot make "adperson" (ada's uid) a login name for her.
     auth = make_authenticator(
         uid_attribute="sAMAccountName",
         user_search_filter="(&(objectClass=posixAccount)(uid={username}))",
         allowed_groups={"adteam-gon"},
     )
-    assert await login(auth, "adperson", "adapw") is not None
+    assert await login(auth, "adperson", "adapw") is None
 
 
 async def test_refresh_reads_mapped_attributes(make_authenticator: Make, ada: str) -> None:
-    auth = make_authenticator(**AD_NAMES, allowed_groups={"ad-gon-team"})
+    auth = make_authenticator(
+        **AD_NAMES, allowed_groups={"ad-gon-team"}, unique_id_attribute=["objectGUID"]
+    )
     result = await auth.refresh_user(SimpleNamespace(name="ada"))
     assert isinstance(result, dict)
-    assert by_name(result["auth_state"]) == {"ldap_dn": ada, **ADA_MAPPED}
+    assert by_name(result["auth_state"]) == {
+        "ldap_dn": ada,
+        "unique_id": str(ADA_GUID),
+        **ADA_MAPPED,
+    }
+
+
+async def test_binary_object_guid_is_stored_as_its_uuid_string(
+    make_authenticator: Make, slapd: Slapd
+) -> None:
+    # Without a schema ldap3 decodes any value that happens to be valid UTF-8: this
+    # GUID's bytes are all ASCII, so only reading it raw keeps the same form as ada's.
+    guid = uuid.UUID("41424344-4546-4748-494a-4b4c4d4e4f50")
+    assert guid.bytes_le.decode("ascii") == "DCBAFEHGIJKLMNOP"
+    dn = slapd.add_user(
+        "guido", "guidopw", uid_number=30011, classes=["testADAccount"],
+        extra={"objectGUID": guid.bytes_le},
+    )  # fmt: skip
+    try:
+        auth = make_authenticator(
+            allowed_groups=set(), allowed_users={"guido"}, unique_id_attribute=["objectGUID"]
+        )
+        result = await login(auth, "guido", "guidopw")
+        assert result is not None and result["auth_state"]["unique_id"] == str(guid)
+        # The default list tries entryUUID first, which slapd gives every entry.
+        result = await login(make_authenticator(allowed_users={"guido"}), "guido", "guidopw")
+        assert result is not None
+        assert result["auth_state"]["unique_id"] == slapd.entry_uuid(dn)
+        # An empty list reads none.
+        auth = make_authenticator(allowed_users={"guido"}, unique_id_attribute=[])
+        result = await login(auth, "guido", "guidopw")
+        assert result is not None and "unique_id" not in result["auth_state"]
+    finally:
+        slapd.delete(dn)
 
 
 async def test_display_name_fallback_and_optional_attributes(make_authenticator: Make) -> None:
@@ -196,6 +250,7 @@ async def test_changing_an_attribute_name_at_run_time_takes_effect(
         ("email_attribute", "mail,cn"),
         ("group_name_attribute", ""),
         ("group_gid_attribute", "gid\x00"),
+        ("unique_id_attribute", ["entryUUID", "bad)(x"]),
     ],
     ids=repr,
 )

@@ -18,7 +18,7 @@ from prometheus_client import REGISTRY
 
 from lsst_hub.identity import Identity
 from tests.support.ldap_fixtures import login, outcome_count
-from tests.support.slapd import PASSWORDS, PEOPLE_DN, Slapd, user_dn
+from tests.support.slapd import PASSWORDS, PEOPLE_DN, Slapd, group_dn, user_dn
 
 Make = Callable[..., Any]
 TEMPLATE = "uid={username}," + PEOPLE_DN
@@ -29,9 +29,9 @@ ALICE_STATE = {
     "gid_number": 10000,
     "home_directory": "/gpfs/home/alice",
     "groups": [
-        {"name": "hpcusers", "gid": 10000},
-        {"name": "jupyterhub-users", "gid": None},
-        {"name": "jupyterhub-admins", "gid": None},
+        {"name": "hpcusers", "gid": 10000, "dn": group_dn("hpcusers")},
+        {"name": "jupyterhub-users", "gid": None, "dn": group_dn("jupyterhub-users")},
+        {"name": "jupyterhub-admins", "gid": None, "dn": group_dn("jupyterhub-admins")},
     ],
     "display_name": "Alice Archer",
     "email": "alice@example.org",
@@ -43,6 +43,11 @@ def by_name(state: dict[str, Any]) -> dict[str, Any]:
     return {**state, "groups": sorted(state["groups"], key=lambda g: g["name"])}
 
 
+def alice_state(slapd: Slapd) -> dict[str, Any]:
+    """ALICE_STATE with the entryUUID this slapd gave alice's entry."""
+    return by_name({**ALICE_STATE, "unique_id": slapd.entry_uuid(user_dn("alice"))})
+
+
 @pytest.fixture(params=["search-bind", "direct-bind"])
 def mode(request: pytest.FixtureRequest) -> dict[str, Any]:
     """Search-then-bind (service account) or direct bind (template, no service account)."""
@@ -51,12 +56,14 @@ def mode(request: pytest.FixtureRequest) -> dict[str, Any]:
     return {"bind_dn_template": TEMPLATE, "search_bind_dn": "", "search_bind_password": ""}
 
 
-async def test_login_returns_exact_identity(make_authenticator: Make, mode: dict[str, Any]) -> None:
+async def test_login_returns_exact_identity(
+    make_authenticator: Make, mode: dict[str, Any], slapd: Slapd
+) -> None:
     auth = make_authenticator(**mode)
     result = await login(auth, "alice", "alicepw")
     assert result is not None
     assert result["name"] == "alice"
-    assert by_name(result["auth_state"]) == by_name(ALICE_STATE)
+    assert by_name(result["auth_state"]) == alice_state(slapd)
     # The spawner's side of the contract reads it back.
     identity = Identity.from_auth_state("alice", result["auth_state"])
     assert identity.supplemental_gids == [10000]
@@ -373,11 +380,11 @@ async def test_passwords_never_logged(
 # -- refresh_user -----------------------------------------------------------
 
 
-async def test_refresh_keeps_current_user(make_authenticator: Make) -> None:
+async def test_refresh_keeps_current_user(make_authenticator: Make, slapd: Slapd) -> None:
     auth = make_authenticator(manage_groups=True)
     result = await auth.refresh_user(SimpleNamespace(name="alice"))
     assert isinstance(result, dict)
-    assert by_name(result["auth_state"]) == by_name(ALICE_STATE)
+    assert by_name(result["auth_state"]) == alice_state(slapd)
     assert result["admin"] is True
     assert "jupyterhub-users" in result["groups"]
 

@@ -3,6 +3,9 @@
 The rule under test: a username belongs to the entry of the first template whose
 DN exists. ``alice`` exists both in ``ou=people`` (alicepw) and in ``ou=guests``
 (guestpw, another uid); ``dave`` only in ``ou=guests``; ``ou=robots`` does not exist.
+The test slapd's ACL hides ``ou=people`` from entries under ``ou=guests``, so only
+the service account can tell that ``uid=alice,ou=people`` exists: several
+templates without one are refused.
 """
 
 from __future__ import annotations
@@ -12,10 +15,14 @@ from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
+import ldap3
 import pytest
+from traitlets import TraitError
+from traitlets.config import Config
 
+from lsst_hub.auth.directory import DirectorySettings, DirectoryUnavailableError, LDAPDirectory
 from tests.support.ldap_fixtures import login, outcome_count
-from tests.support.slapd import BASE_DN, PEOPLE_DN, Slapd
+from tests.support.slapd import BASE_DN, PEOPLE_DN, SVC_DN, SVC_PW, Slapd
 
 Make = Callable[..., Any]
 
@@ -35,15 +42,16 @@ def guests(slapd: Slapd) -> Iterator[None]:
         slapd.delete(dn)
 
 
-@pytest.fixture(params=["with-service-account", "without-service-account"])
-def make(request: pytest.FixtureRequest, make_authenticator: Make, guests: None) -> Make:
-    """make(templates) -> authenticator; with or without the service account."""
-    extra: dict[str, Any] = {"allowed_groups": set(), "allowed_users": {"alice", "bob", "dave"}}
-    if request.param == "without-service-account":
-        extra.update(search_bind_dn="", search_bind_password="")
+ALLOWED: dict[str, Any] = {"allowed_groups": set(), "allowed_users": {"alice", "bob", "dave"}}
+NO_SERVICE_ACCOUNT = {"search_bind_dn": "", "search_bind_password": ""}
+
+
+@pytest.fixture
+def make(make_authenticator: Make, guests: None) -> Make:
+    """make(templates) -> authenticator with the service account (several templates need it)."""
 
     def build(templates: Any) -> Any:
-        return make_authenticator(bind_dn_template=templates, **extra)
+        return make_authenticator(bind_dn_template=templates, **ALLOWED)
 
     return build
 
@@ -97,8 +105,85 @@ async def test_wrong_password_fails_on_every_template(make: Make) -> None:
     assert outcome_count("bad_credentials") - before == 2
 
 
-async def test_single_template_in_a_list(make: Make) -> None:
-    result = await login(make([PEOPLE]), "alice", "alicepw")
+@pytest.mark.parametrize("service", [{}, NO_SERVICE_ACCOUNT], ids=["service", "no-service"])
+async def test_single_template_in_a_list(
+    make_authenticator: Make, guests: None, service: dict[str, str]
+) -> None:
+    auth = make_authenticator(bind_dn_template=[PEOPLE], **ALLOWED, **service)
+    result = await login(auth, "alice", "alicepw")
+    assert result is not None and result["auth_state"]["uid_number"] == 10001
+    guest = make_authenticator(bind_dn_template=GUESTS, **ALLOWED, **service)
+    result = await login(guest, "alice", "guestpw")
+    assert result is not None and result["auth_state"]["uid_number"] == 50001
+
+
+# -- several templates need the service account ------------------------------
+
+
+def test_guests_cannot_see_people(slapd: Slapd, guests: None) -> None:
+    # The premise: bound as the guest, the real alice's entry "does not exist".
+    server = ldap3.Server("127.0.0.1", port=slapd.ldap_port, get_info=ldap3.NONE)
+    with ldap3.Connection(server, f"uid=alice,{GUESTS_DN}", "guestpw", auto_bind=True) as conn:
+        conn.search(f"uid=alice,{PEOPLE_DN}", "(objectClass=*)", ldap3.BASE)
+        assert conn.result["description"] == "noSuchObject"
+        conn.search(f"uid=dave,{GUESTS_DN}", "(objectClass=*)", ldap3.BASE)
+        assert conn.result["description"] == "success"
+
+
+@pytest.mark.parametrize("order", ["templates-first", "service-account-first"])
+def test_several_templates_without_service_account_refused_at_start(
+    make_authenticator: Make, order: str
+) -> None:
+    settings: dict[str, Any] = {"bind_dn_template": [PEOPLE, GUESTS], **NO_SERVICE_ACCOUNT}
+    if order == "service-account-first":
+        settings = dict(reversed(settings.items()))
+    with pytest.raises((TraitError, ValueError), match="search_bind_dn") as refused:
+        make_authenticator(**settings)
+    assert "single bind_dn_template" in str(refused.value)
+    # As a config file sets them (the hub builds its authenticator from it).
+    from lsst_hub.auth import LDAPAuthenticator
+
+    with pytest.raises((TraitError, ValueError), match="search_bind_dn"):
+        LDAPAuthenticator(config=Config({"LDAPAuthenticator": settings}))
+
+
+async def test_hidden_entry_is_not_taken_over_without_service_account(
+    make_authenticator: Make, slapd: Slapd, guests: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The directory alone, as a misconfigured or changed setup would reach it: the
+    # guest's own connection cannot see uid=alice,ou=people, so guestpw would make
+    # the guest the hub user alice. It refuses instead, naming what to set.
+    directory = LDAPDirectory(
+        DirectorySettings(
+            server_urls=(slapd.ldap_url,),
+            tls_ca_file=str(slapd.ca_file),
+            bind_dn_templates=(PEOPLE, GUESTS),
+        )
+    )
+    try:
+        with pytest.raises(DirectoryUnavailableError, match="search_bind_dn"):
+            directory.authenticate("alice", "guestpw")
+    finally:
+        directory.close()
+    # Through the authenticator: fine with the service account, refused (as a
+    # directory_error with a log line) once it is taken away at run time.
+    auth = make_authenticator(bind_dn_template=[PEOPLE, GUESTS], **ALLOWED)
+    assert await login(auth, "alice", "guestpw") is None
+    auth.search_bind_dn = ""
+    before = outcome_count("directory_error")
+    with caplog.at_level(logging.ERROR):
+        assert await login(auth, "alice", "guestpw") is None
+        assert await login(auth, "dave", "davepw") is None
+    assert outcome_count("directory_error") - before == 2
+    assert "or use a single bind_dn_template" in caplog.text
+
+
+async def test_service_account_sees_through_the_acl(make: Make, slapd: Slapd) -> None:
+    # The same directory with a service account: the guest is refused, alice gets in.
+    auth = make([PEOPLE, GUESTS])
+    assert auth.search_bind_dn == SVC_DN and auth.search_bind_password == SVC_PW
+    assert await login(auth, "alice", "guestpw") is None
+    result = await login(auth, "alice", "alicepw")
     assert result is not None and result["auth_state"]["uid_number"] == 10001
 
 
@@ -122,6 +207,7 @@ async def test_refresh_follows_the_same_rule(make_authenticator: Make, guests: N
         "{username}",
         [PEOPLE, "cn=static,dc=example,dc=org"],
         [PEOPLE, "uid={username}={username}"],
+        "cn=home,uid={username},ou=people,dc=example,dc=org",  # not the entry's own name
     ],
     ids=repr,
 )

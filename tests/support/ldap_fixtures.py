@@ -15,6 +15,8 @@ Fixtures
     (all servers of one test share one CA); stopped and deleted after the
     test. Use it to stop/start a server mid-test (``server.stop()``,
     ``server.start()``, ``with server.stopped(): ...``).
+    ``slapd_factory(log_stats=True)`` keeps that server's access log
+    (``server.log_text()``: connections, binds, searches).
 ``ldap_authenticator_config``
     Keyword arguments for :class:`lsst_hub.auth.LDAPAuthenticator` that work
     against ``slapd`` (search-then-bind over StartTLS, allowed group
@@ -61,13 +63,15 @@ def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
 
 
 @pytest.fixture
-def slapd_factory(tmp_path: Path) -> Iterator[Callable[[], Slapd]]:
+def slapd_factory(tmp_path: Path) -> Iterator[Callable[..., Slapd]]:
     """Start private slapd instances that the test may stop and restart."""
     servers: list[Slapd] = []
 
-    def make() -> Slapd:
+    def make(*, log_stats: bool = False) -> Slapd:
         server = start_slapd(
-            tmp_path / f"slapd{len(servers)}", share_ca_with=servers[0] if servers else None
+            tmp_path / f"slapd{len(servers)}",
+            share_ca_with=servers[0] if servers else None,
+            log_stats=log_stats,
         )
         servers.append(server)
         return server

@@ -13,6 +13,13 @@ The directory (``dc=example,dc=org``) holds users ``alice``/``alicepw``,
 ``svcpw``, the posixGroup ``hpcusers`` (alice, bob) and the groupOfNames
 ``jupyterhub-users`` (alice, bob) and ``jupyterhub-admins`` (alice).
 
+It also holds people with system ids, for the checks that refuse them
+(:data:`SYSTEM_ID_PASSWORDS`): ``sysuser`` (uidNumber 1), ``rootgid``
+(gidNumber 0) and ``wheeluser`` (member of the posixGroup ``wheel``, gidNumber
+0), all members of ``jupyterhub-users``. Its ACL hides ``ou=people`` from
+entries under ``ou=guests`` (a branch tests add), as some sites hide staff from
+guests: such a person's base search for a ``ou=people`` DN gets noSuchObject.
+
 Besides the usual schemas the server loads ``ldap/test-ad.schema``: Active
 Directory-style attributes (``sAMAccountName``, ``unixHomeDirectory``,
 ``msSFU30UidNumber``, ...) in the auxiliary class ``testADAccount``, so tests can
@@ -49,6 +56,10 @@ ADMIN_PW = "adminpw"
 SVC_DN = f"cn=jupyterhub,ou=services,{BASE_DN}"
 SVC_PW = "svcpw"
 PASSWORDS = {"alice": "alicepw", "bob": "bobpw", "carol": "cärol pw!"}
+#: People whose ids must never run (all in jupyterhub-users, so only their ids
+#: refuse them): ``sysuser`` has uidNumber 1, ``rootgid`` gidNumber 0, and
+#: ``wheeluser`` is listed in the posixGroup ``wheel`` (gidNumber 0).
+SYSTEM_ID_PASSWORDS = {"sysuser": "sysuserpw", "rootgid": "rootgidpw", "wheeluser": "wheeluserpw"}
 
 
 def free_port() -> int:
@@ -126,6 +137,9 @@ class Slapd:
         ``share_ca_with`` when given).
     other_ca_file
         A second CA that signed nothing: a client trusting only it must refuse.
+    log_stats
+        Write slapd's access log (debug level ``stats``: connections, binds,
+        searches, results) to :attr:`log_path`.
     """
 
     state_dir: Path
@@ -133,6 +147,7 @@ class Slapd:
     ldaps_port: int = 0
     process: subprocess.Popen[bytes] | None = None
     share_ca_with: Slapd | None = None
+    log_stats: bool = False
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir)
@@ -166,6 +181,15 @@ class Slapd:
         """``ldaps://localhost:PORT``."""
         return f"ldaps://localhost:{self.ldaps_port}"
 
+    @property
+    def log_path(self) -> Path:
+        """The access log written when ``log_stats`` is on."""
+        return self.state_dir / "slapd.log"
+
+    def log_text(self) -> str:
+        """The access log so far (empty without ``log_stats``)."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
     # -- life cycle --------------------------------------------------------
     @property
     def running(self) -> bool:
@@ -180,11 +204,14 @@ class Slapd:
             if not self.ldap_port or attempt > 0:
                 self.ldap_port, self.ldaps_port = free_port(), free_port()
             urls = f"ldap://127.0.0.1:{self.ldap_port}/ ldaps://127.0.0.1:{self.ldaps_port}/"
-            self.process = subprocess.Popen(
-                [SLAPD, "-d", "0", "-f", str(self.state_dir / "slapd.conf"), "-h", urls],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+            debug = "stats" if self.log_stats else "0"
+            with contextlib.ExitStack() as files:
+                log = files.enter_context(self.log_path.open("ab")) if self.log_stats else None
+                self.process = subprocess.Popen(
+                    [SLAPD, "-d", debug, "-f", str(self.state_dir / "slapd.conf"), "-h", urls],
+                    stdout=subprocess.DEVNULL,
+                    stderr=log or subprocess.DEVNULL,
+                )
             if self._wait_ready(timeout):
                 return
             # slapd exits 1 without a word when a port is taken: try new ports.
@@ -241,7 +268,7 @@ class Slapd:
         """Add the entries of ``data.ldif.in`` (online, so memberOf is filled)."""
         ldif = (HERE / "data.ldif.in").read_text()
         ldif = ldif.replace("@SVC_HASH@", _hash(SVC_PW))
-        for name, pw in PASSWORDS.items():
+        for name, pw in {**PASSWORDS, **SYSTEM_ID_PASSWORDS}.items():
             ldif = ldif.replace(f"@{name.upper()}_HASH@", _hash(pw))
         path = self.state_dir / "data.ldif"
         path.write_text(ldif)
@@ -309,6 +336,13 @@ class Slapd:
         with self.admin() as conn:
             self._check(conn, conn.add(dn, list(classes), dict(attrs)), f"add {dn}")
         return dn
+
+    def entry_uuid(self, dn: str) -> str:
+        """The ``entryUUID`` slapd gave the entry ``dn`` (an operational attribute)."""
+        with self.admin() as conn:
+            conn.search(dn, "(objectClass=*)", ldap3.BASE, attributes=["entryUUID"])
+            self._check(conn, bool(conn.entries), f"read entryUUID of {dn}")
+            return str(conn.entries[0].entryUUID.value)
 
     def delete(self, dn: str) -> None:
         """Delete one entry (missing entries are ignored)."""
@@ -379,13 +413,16 @@ class Slapd:
             self.add_member(group, member)
 
 
-def start_slapd(state_dir: Path | str, share_ca_with: Slapd | None = None) -> Slapd:
+def start_slapd(
+    state_dir: Path | str, share_ca_with: Slapd | None = None, *, log_stats: bool = False
+) -> Slapd:
     """Create, start and fill a :class:`Slapd` in ``state_dir``.
 
-    ``share_ca_with``: sign the server certificate with that server's CA.
+    ``share_ca_with``: sign the server certificate with that server's CA;
+    ``log_stats``: keep slapd's access log (:meth:`Slapd.log_text`).
     """
     os.makedirs(state_dir, exist_ok=True)
-    server = Slapd(Path(state_dir), share_ca_with=share_ca_with)
+    server = Slapd(Path(state_dir), share_ca_with=share_ca_with, log_stats=log_stats)
     server.start()
     server.load_initial_data()
     return server
