@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "AUTH_STATE_KEYS",
     "DEFAULT_MIN_GID",
     "DEFAULT_MIN_UID",
     "DEFAULT_REFUSED_GIDS",
@@ -23,6 +24,20 @@ __all__ = [
     "id_problems",
 ]
 
+#: The ``auth_state`` keys of the identity (other keys there belong to the
+#: authenticator's bookkeeping, not to the identity).
+AUTH_STATE_KEYS = frozenset(
+    {
+        "ldap_dn",
+        "unique_id",
+        "uid_number",
+        "gid_number",
+        "home_directory",
+        "groups",
+        "display_name",
+        "email",
+    }
+)
 #: Lowest uidNumber a person may run as: below it are root and the system accounts.
 DEFAULT_MIN_UID = 1000
 #: Lowest primary gidNumber a person may run with.

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from lsst_hub.identity import (
+    AUTH_STATE_KEYS,
     DEFAULT_MIN_GID,
     DEFAULT_MIN_UID,
     DEFAULT_REFUSED_GIDS,
@@ -54,6 +55,10 @@ def test_round_trip_keeps_every_field() -> None:
         "unique_id": "6f1d3c2e-8a4b-1040-9a0e-5f2b7c9d1e3a",
     }
     assert Identity.from_auth_state("alice", state) == ALICE
+
+
+def test_auth_state_keys_name_every_identity_key() -> None:
+    assert set(ALICE.to_auth_state()) == AUTH_STATE_KEYS  # ALICE has every optional field
 
 
 def test_auth_state_written_before_dns_and_unique_ids_still_reads() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from lsst_hub.auth.attributes import is_attribute_name
+from lsst_hub.identity import AUTH_STATE_KEYS
 from tests.support.ldap_fixtures import login, outcome_count
 from tests.support.slapd import PEOPLE_DN, Slapd, group_dn
 
@@ -103,7 +104,9 @@ def ad_mode(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
 
 
 def by_name(state: dict[str, Any]) -> dict[str, Any]:
-    return {**state, "groups": sorted(state["groups"], key=lambda g: g["name"])}
+    """The identity in auth_state (not the authenticator's bookkeeping), groups sorted."""
+    identity = {k: v for k, v in state.items() if k in AUTH_STATE_KEYS}
+    return {**identity, "groups": sorted(state["groups"], key=lambda g: g["name"])}
 
 
 async def test_mapped_attributes_are_read(

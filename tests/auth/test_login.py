@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from lsst_hub.identity import Identity
+from lsst_hub.identity import AUTH_STATE_KEYS, Identity
 from tests.support.ldap_fixtures import login, outcome_count
 from tests.support.slapd import PASSWORDS, PEOPLE_DN, Slapd, group_dn, user_dn
 
@@ -39,8 +39,9 @@ ALICE_STATE = {
 
 
 def by_name(state: dict[str, Any]) -> dict[str, Any]:
-    """auth_state with groups sorted: the directory does not promise an order."""
-    return {**state, "groups": sorted(state["groups"], key=lambda g: g["name"])}
+    """The identity in auth_state, groups sorted: the directory does not promise an order."""
+    identity = {k: v for k, v in state.items() if k in AUTH_STATE_KEYS}
+    return {**identity, "groups": sorted(state["groups"], key=lambda g: g["name"])}
 
 
 def alice_state(slapd: Slapd) -> dict[str, Any]:
