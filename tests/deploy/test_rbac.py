@@ -4,12 +4,19 @@ A devcluster with RBAC enforced gets the chart's hub ServiceAccount, Role and
 RoleBinding (helm-values/chart-hub-rbac.yaml) and our cluster RBAC; then the
 spawner's own code (:class:`lsst_hub.spawner.kube.Kube`, the placement cache) and
 the calls KubeSpawner makes run with the hub ServiceAccount's token.
+
+Each rule (API group, resource, verb) that cluster-rbac.yaml grants is needed: with
+that one removed, the operation named for it fails with 403, while with the file as
+shipped every named operation works.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
+import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +26,9 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client import ApiException
 
 from lsst_hub.identity import Group, Identity
+from lsst_hub.placement import ClusterCache
 from lsst_hub.spawner import builders
-from lsst_hub.spawner.kube import Kube
+from lsst_hub.spawner.kube import Kube, KubeRefusedError
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "jupyterhub"
@@ -88,16 +96,23 @@ async def watch(list_call: Any, *args: Any, **kwargs: Any) -> None:
         response.release()
 
 
-@pytest.fixture
-async def hub_api(make_devcluster: Callable[..., Awaitable[Any]]) -> Any:
+async def hub_cluster(
+    make_devcluster: Callable[..., Awaitable[Any]], cluster_rbac: list[dict[str, Any]]
+) -> tuple[Any, str]:
+    """An RBAC-enforcing devcluster with the chart's hub RBAC and ``cluster_rbac``."""
     cluster = await make_devcluster(rbac=True, nodes=2)
     async with cluster.api_client() as admin:
         await apply(
             admin, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
         )
-        for obj in manifests("chart-hub-rbac.yaml") + manifests("cluster-rbac.yaml"):
+        for obj in manifests("chart-hub-rbac.yaml") + cluster_rbac:
             await apply(admin, obj)
-    token = cluster.authorizer.issue(NAMESPACE, "hub")
+    return cluster, cluster.authorizer.issue(NAMESPACE, "hub")
+
+
+@pytest.fixture
+async def hub_api(make_devcluster: Callable[..., Awaitable[Any]]) -> Any:
+    cluster, token = await hub_cluster(make_devcluster, manifests("cluster-rbac.yaml"))
     async with cluster.api_client(token=token) as api:
         yield cluster, api
 
@@ -185,3 +200,264 @@ async def test_hub_cannot_do_more(hub_api: Any, what: str, call: Any) -> None:
     with pytest.raises(ApiException) as caught:
         await call(client.CoreV1Api(api))
     assert caught.value.status == 403, what
+
+
+# -- each granted rule is needed -----------------------------------------------------
+
+Rule = tuple[str, str, str]  # (API group, resource, verb)
+
+
+def granted_rules() -> set[Rule]:
+    return {
+        (group, resource, verb)
+        for obj in manifests("cluster-rbac.yaml")
+        if obj["kind"] in ("ClusterRole", "Role")
+        for rule in obj["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def without(rule: Rule) -> list[dict[str, Any]]:
+    """cluster-rbac.yaml with one (group, resource, verb) taken out."""
+    group, resource, verb = rule
+    objects = copy.deepcopy(manifests("cluster-rbac.yaml"))
+    for obj in objects:
+        if obj["kind"] not in ("ClusterRole", "Role"):
+            continue
+        rules = []
+        for granted in obj["rules"]:
+            if group in granted["apiGroups"] and resource in granted["resources"]:
+                # Split so that only this resource loses the verb.
+                others = [r for r in granted["resources"] if r != resource]
+                if others:
+                    rules.append({**granted, "resources": others})
+                verbs = [v for v in granted["verbs"] if v != verb]
+                if verbs:
+                    rules.append({**granted, "resources": [resource], "verbs": verbs})
+            else:
+                rules.append(granted)
+        obj["rules"] = rules
+    return objects
+
+
+class ForbiddenError(Exception):
+    """The cache logged a 403 for one of its calls (it retries; it never raises)."""
+
+
+class _Refusals(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+        self.seen = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "403" in message:
+            self.messages.append(message)
+            self.seen.set()
+
+
+@dataclass
+class Ops:
+    """What an operation needs: the cluster, the hub's and the admin's API access."""
+
+    cluster: Any
+    api: Any  # the hub ServiceAccount's ApiClient
+    admin: Any
+    kube: Kube  # the spawner's Kubernetes calls, as the hub
+    admin_kube: Kube  # the same calls as admin: setup only
+    refusals: _Refusals
+    log: logging.Logger
+    #: How long to wait for what a watch should bring. A refused watch is retried
+    #: without a word in the log (its 403 arrives as a Status line in the stream):
+    #: what it should have brought then never comes.
+    patience: float = 60.0
+
+    async def until(self, awaitable: Awaitable[Any]) -> Any:
+        """Await ``awaitable``; raise :class:`ForbiddenError` as soon as the cache logs a 403."""
+        task = asyncio.ensure_future(awaitable)
+        refused = asyncio.ensure_future(self.refusals.seen.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {task, refused}, timeout=self.patience, return_when=asyncio.FIRST_COMPLETED
+            )
+            if refused in done:
+                raise ForbiddenError("; ".join(self.refusals.messages))
+            if task in done:
+                return task.result()
+            raise TimeoutError(f"not done after {self.patience} s")
+        finally:
+            for pending in (task, refused):
+                pending.cancel()
+
+    async def cache(self) -> ClusterCache:
+        cache = ClusterCache(self.api, metrics_interval=30, log=self.log)
+        await self.until(cache.start())
+        return cache
+
+
+def home(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    pv = builders.home_pv(
+        name=f"gpfs-home-{name}",
+        source={"hostPath": {"path": f"/gpfs/home/{name}", "type": "Directory"}},
+        claim_namespace=NAMESPACE, claim_name=f"home-{name}", capacity="1Gi", labels=LABELS,
+    )  # fmt: skip
+    pvc = builders.home_pvc(
+        name=f"home-{name}", namespace=NAMESPACE, pv_name=f"gpfs-home-{name}", capacity="1Gi",
+        labels=LABELS,
+    )  # fmt: skip
+    return pv, pvc
+
+
+def passwd(name: str) -> dict[str, Any]:
+    return builders.passwd_configmap(
+        ALICE, name=f"passwd-{name}", namespace=NAMESPACE, home=ALICE.home_directory,
+        labels=LABELS,
+    )  # fmt: skip
+
+
+async def list_nodes(ops: Ops) -> None:
+    cache = await ops.cache()
+    await cache.stop()
+    assert cache.node_names()
+
+
+async def follow_nodes(ops: Ops) -> None:
+    cache = await ops.cache()
+    try:
+        ops.cluster.add_node("node-late")
+
+        async def counted() -> None:
+            while "node-late" not in cache.node_names():  # noqa: ASYNC110 - polls the cache
+                await asyncio.sleep(0.05)
+
+        await ops.until(counted())
+    finally:
+        await cache.stop()
+
+
+async def follow_pods(ops: Ops) -> None:
+    cache = await ops.cache()
+    try:
+        before = sum(cache.totals(n).pods for n in cache.node_names())
+        other = {**notebook_pod("batch-job"), "metadata": {"name": "batch-job"}}
+        await client.CoreV1Api(ops.admin).create_namespaced_pod("default", other)
+
+        async def counted() -> None:
+            while sum(cache.totals(n).pods for n in cache.node_names()) <= before:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+
+        await ops.until(counted())
+    finally:
+        await cache.stop()
+
+
+async def node_usage(ops: Ops) -> None:
+    cache = await ops.cache()
+    await cache.stop()
+    if ops.refusals.messages:
+        raise ForbiddenError("; ".join(ops.refusals.messages))
+    assert cache.metrics_available is True
+
+
+async def create_home(ops: Ops) -> None:
+    pv, _ = home("create")
+    await ops.kube.ensure_home_pv(pv)
+
+
+async def check_existing_home(ops: Ops) -> None:
+    pv, _ = home("check")
+    await ops.admin_kube.ensure_home_pv(pv)
+    await ops.kube.ensure_home_pv(pv)  # exists: read back and compared
+
+
+async def rebind_released_home(ops: Ops) -> None:
+    pv, pvc = home("rebind")
+    await ops.admin_kube.ensure_home_pv(pv)
+    await ops.admin_kube.ensure_home_pvc(pvc)
+    await ops.admin_kube.wait_pvc_bound(pvc["metadata"]["name"], 10)
+    core = client.CoreV1Api(ops.admin)
+    await core.delete_namespaced_persistent_volume_claim(pvc["metadata"]["name"], NAMESPACE)
+    await ops.admin_kube.ensure_home_pvc(pvc)  # the person's claim, re-created
+    claim = await ops.admin_kube.read_pvc(pvc["metadata"]["name"])
+    assert await ops.kube.rebind_released_pv(pv["metadata"]["name"], claim)
+
+
+async def write_passwd(ops: Ops) -> None:
+    await ops.kube.apply_configmap(passwd("new"))
+
+
+async def rewrite_passwd(ops: Ops) -> None:
+    await ops.admin_kube.apply_configmap(passwd("again"))
+    await ops.kube.apply_configmap(passwd("again"))  # exists: replaced
+
+
+#: Each granted rule and the operation that needs it.
+OPERATIONS: dict[Rule, tuple[str, Callable[[Ops], Awaitable[None]]]] = {
+    ("", "nodes", "list"): ("placement lists the nodes", list_nodes),
+    ("", "nodes", "watch"): ("placement counts a node added later", follow_nodes),
+    ("", "pods", "list"): ("placement lists every namespace's pods", list_nodes),
+    ("", "pods", "watch"): ("placement counts a pod started later elsewhere", follow_pods),
+    ("metrics.k8s.io", "nodes", "list"): ("placement reads live node usage", node_usage),
+    ("", "persistentvolumes", "create"): ("spawn creates the home volume", create_home),
+    ("", "persistentvolumes", "get"): ("spawn checks an existing home volume",
+                                       check_existing_home),
+    ("", "persistentvolumes", "update"): ("spawn rebinds a Released home volume",
+                                          rebind_released_home),
+    ("", "configmaps", "create"): ("spawn writes the passwd/group ConfigMap", write_passwd),
+    ("", "configmaps", "update"): ("spawn rewrites the passwd/group ConfigMap",
+                                   rewrite_passwd),
+}  # fmt: skip
+
+
+def test_every_granted_rule_has_a_named_operation() -> None:
+    assert set(OPERATIONS) == granted_rules()
+
+
+async def run_ops(
+    make_devcluster: Callable[..., Awaitable[Any]], cluster_rbac: list[dict[str, Any]],
+    operation: Callable[[Ops], Awaitable[None]], patience: float = 60.0,
+) -> None:  # fmt: skip
+    cluster, token = await hub_cluster(make_devcluster, cluster_rbac)
+    log = logging.getLogger(f"{__name__}.cache.{id(cluster)}")
+    log.propagate = False
+    refusals = _Refusals()
+    log.addHandler(refusals)
+    async with cluster.api_client(token=token) as api, cluster.api_client() as admin:
+        kube = Kube(client.CoreV1Api(api), NAMESPACE, request_timeout=10, retry_timeout=5)
+        admin_kube = Kube(client.CoreV1Api(admin), NAMESPACE, request_timeout=10, retry_timeout=5)
+        await operation(Ops(cluster, api, admin, kube, admin_kube, refusals, log, patience))
+
+
+async def test_every_named_operation_works_with_the_shipped_rbac(
+    make_devcluster: Callable[..., Awaitable[Any]],
+) -> None:
+    for _, operation in OPERATIONS.values():
+        await run_ops(make_devcluster, manifests("cluster-rbac.yaml"), operation)
+
+
+@pytest.mark.parametrize(
+    "rule", sorted(OPERATIONS), ids=["/".join(filter(None, r)) for r in sorted(OPERATIONS)]
+)
+async def test_each_granted_rule_is_needed(
+    make_devcluster: Callable[..., Awaitable[Any]], rule: Rule
+) -> None:
+    name, operation = OPERATIONS[rule]
+    _, resource, verb = rule
+    if verb == "watch":
+        # The cache keeps retrying a refused watch: the change it should bring never
+        # comes (with the shipped RBAC it comes at once).
+        with pytest.raises(TimeoutError):
+            await run_ops(make_devcluster, without(rule), operation, patience=10.0)
+        return
+    with pytest.raises((ForbiddenError, KubeRefusedError)) as refused:
+        await run_ops(make_devcluster, without(rule), operation)
+    message = str(refused.value)
+    assert "403" in message, f"{name}: {message}"
+    if isinstance(refused.value, KubeRefusedError):
+        # The devcluster's Status names the refused verb and resource, as Kubernetes does.
+        assert f'cannot {verb} resource "{resource}"' in message, message
+    else:
+        assert resource.rstrip("s") in message, message
