@@ -9,8 +9,8 @@ docs/benchmarks.md.
    from synthetic objects: no HTTP for this side) answers placement decisions;
    median and p99 over many decisions, each followed by a reservation as the
    spawner makes. Against it: listing all pods and nodes from the dev cluster
-   over HTTP and running the reference ``choose_node`` on the lists, per
-   decision (what a spawner without a cache would do).
+   over HTTP and running ``choose_node`` on the lists (a fresh ``ClusterTotals``),
+   per decision (what a spawner without a cache would do).
 2. **Usage-aware balance.** 20 nodes already carry pods whose measured usage
    differs from their requests; 500 notebook servers, whose usage also differs
    from their requests, arrive one by one while metrics samples lag behind.
@@ -155,7 +155,7 @@ def bench_cache(n_nodes: int, n_pods: int, n_decisions: int) -> DecisionFigures:
         book.set_pod(pod)
     ingest = time.perf_counter() - t0
 
-    # Check once that the cache answers as the reference does on this cluster.
+    # Check once that the event-fed totals answer as totals built from the full lists.
     reference = choose_node(nodes, pods, 2, 8 * GiB)
     assert book.choose(2, 8 * GiB) == reference, (book.choose(2, 8 * GiB), reference)
 
@@ -649,8 +649,9 @@ def report(
         "over HTTP:",
         "",
         f"- **list per decision**: list all nodes and all pods "
-        f"({http.list_bytes / 1e6:.0f} MB of JSON), decode, run the reference "
-        f"`choose_node`; {http.list_repetitions} repetitions (the dev cluster serves from "
+        f"({http.list_bytes / 1e6:.0f} MB of JSON), decode, run `choose_node` (which "
+        f"builds a fresh `ClusterTotals` from the lists); {http.list_repetitions} "
+        "repetitions (the dev cluster serves from "
         "the same process, so its time to answer is included, as a real API server's would "
         "be).",
         f"- **cache**: `ClusterCache.start()` lists once ({http.cache_start_s:.1f} s; it asks "
@@ -658,9 +659,9 @@ def report(
         f"{http.cache_decisions:,} decisions of mixed sizes "
         "(0.5-4 CPU, 2-16 GiB), each followed by a reservation as the spawner makes. "
         + (
-            "The first decision equals the reference's."
+            "The first decision equals the one from the lists."
             if http.same_choice
-            else "**The first decision differed from the reference's.**"
+            else "**The first decision differed from the one from the lists.**"
         ),
         f"- **cache, synthetic events**: the same numbers of objects fed to `ClusterTotals` "
         f"through the per-event calls the watch loop makes (no HTTP): loading took "

@@ -1,24 +1,25 @@
 """Least-loaded node placement for notebook servers.
 
-The pure parts (:func:`choose_node`, :class:`ClusterTotals`, quantity parsing)
-import nothing that does I/O. :class:`ClusterTotals` (NumPy) and
-:class:`ClusterCache` (``kubernetes_asyncio``), which feeds the totals from
-Kubernetes watches, are imported lazily so that light users (the dev cluster
-parses quantities with this package) load neither.
+:class:`ClusterTotals` holds per-node totals and applies the placement rules;
+:class:`ClusterCache` feeds it from Kubernetes watches (the hub's path), and
+:func:`choose_node` builds it from full lists of nodes and pods. The pure parts
+(:class:`ClusterTotals`, :func:`choose_node`, quantity parsing) do no I/O.
+:class:`ClusterTotals` and :func:`choose_node` (NumPy) and :class:`ClusterCache`
+(``kubernetes_asyncio``) are imported lazily so that light users (the dev
+cluster parses quantities with this package) load neither.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .choose import choose_node
 from .model import NodeUsage
 from .quantities import QuantityError, cpu_cores, cpu_millicores, memory_bytes, parse_quantity
 from .result import LoadMetric, Placement
 
 if TYPE_CHECKING:
     from .cache import ClusterCache
-    from .totals import ClusterTotals, NodeTotals
+    from .totals import ClusterTotals, NodeTotals, choose_node
 
 __all__ = [
     "ClusterCache",
@@ -41,7 +42,7 @@ def __getattr__(name: str) -> Any:
         from .cache import ClusterCache
 
         return ClusterCache
-    if name in ("ClusterTotals", "NodeTotals"):
+    if name in ("ClusterTotals", "NodeTotals", "choose_node"):
         from . import totals
 
         return getattr(totals, name)

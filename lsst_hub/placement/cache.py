@@ -158,7 +158,7 @@ class ClusterCache:
         exclude: Collection[str] = (),
         node_affinity: Sequence[Mapping[str, Any]] | None = None,
     ) -> Placement:
-        """Choose the least-loaded node; see :func:`~lsst_hub.placement.choose_node`.
+        """Choose the least-loaded node (:meth:`.ClusterTotals.choose` on the cached totals).
 
         Counts in-flight reservations. Makes no API call.
         """

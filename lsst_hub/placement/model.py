@@ -2,8 +2,9 @@
 
 Nodes and pods arrive as plain Kubernetes JSON dicts (camelCase, as the API
 returns them). These functions reduce each to the few numbers and flags the
-placement rules use, so that the reference :func:`~lsst_hub.placement.choose_node`
-and the watch-fed cache read objects in exactly the same way.
+placement rules use (:class:`~lsst_hub.placement.totals.ClusterTotals`). The
+node-affinity matcher (:func:`term_matches`, :func:`required_node_terms`) is also
+what the spawner's pod builders read.
 
 Units: CPU in integer millicores, memory in integer bytes. Integer sums stay
 exact however many pods come and go, which lets the cache keep running totals

@@ -1,7 +1,7 @@
 """The outcome of a placement decision and the sentences that explain it.
 
-Both the reference :func:`~lsst_hub.placement.choose_node` and the cache build
-their answers here, so the same cluster gives the same words either way.
+:class:`~lsst_hub.placement.totals.ClusterTotals` builds its answers here; the
+tests' oracle does too, so the words are compared along with the choice.
 """
 
 from __future__ import annotations

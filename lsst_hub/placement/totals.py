@@ -1,19 +1,43 @@
-"""Per-node totals kept up to date one watch event at a time (pure, no I/O).
+"""Least-loaded placement: per-node totals kept one watch event at a time (pure, no I/O).
 
-:class:`ClusterTotals` is the bookkeeping half of the watch-fed cache: it is told
-about nodes, pods, usage samples and in-flight reservations, keeps per-node
-running totals, and answers :meth:`ClusterTotals.choose` with the same rules
-and the same answer as :func:`~lsst_hub.placement.choose_node` over the full
-lists. An event costs O(1) (plus O(cached selector kinds) for a node whose
+:class:`ClusterTotals` is the one implementation of the placement rules. The
+watch-fed :class:`~lsst_hub.placement.ClusterCache` tells it about nodes, pods,
+usage samples and in-flight reservations as they happen; :func:`choose_node`
+builds one from full lists of nodes and pods and asks it once. Either way
+:meth:`ClusterTotals.choose` decides.
+
+The rules
+---------
+A node is *eligible* when its ``Ready`` condition is ``True``, it is not cordoned,
+every NoSchedule/NoExecute taint is tolerated, it matches the node selector and
+the required node affinity (the admin's ``node_affinity_required``), it was not
+excluded by the caller, and the request fits: allocatable minus the requests of
+the node's non-terminated pods (of every namespace: other services share the
+nodes) and of its reservations leaves room for the CPU, the memory and one more
+pod. Like kube-scheduler's NodeResourcesFit, a zero request always fits that
+resource. A node that is not eligible is counted under its first reason
+(:class:`~lsst_hub.placement.result.Shortfall`) in the "nothing fits" sentence.
+
+Among eligible nodes the *least loaded* wins: the lowest of
+``max(cpu fraction, memory fraction)`` **after** placing the server, like
+kube-scheduler's LeastAllocated (scoring after placing prefers a big node to a
+small one when both are equally busy, and favors the node whose scarcer
+resource the server uses less). Ties go to the lower other fraction, then the
+lower name, so the choice never depends on the order events came in.
+
+With ``load_metric="usage"`` feasibility is unchanged (the scheduler admits by
+requests) but nodes with a usage sample are scored by measured usage plus the
+requests the sample cannot have seen yet (pods that started after its window
+began, and reservations) plus the new server. Nodes without a sample are scored
+by requests.
+
+Costs: an event costs O(1) (plus O(cached selector kinds) for a node whose
 labels or taints change); a decision costs a handful of NumPy operations over
-the node arrays, never a pass over pods.
-
-Why NumPy: a decision must compare every eligible node, and at 5,000 nodes a
-Python loop alone takes about a millisecond; the same arithmetic over arrays
-takes a few tens of microseconds. Sums are kept in integers (millicores, bytes)
-so that totals after any sequence of events equal a fresh recount exactly, and
-fractions are computed by the same float division as the reference, so ties
-break identically.
+the per-node arrays, never a pass over pods. Why NumPy: a decision must compare
+every eligible node, and at 5,000 nodes a Python loop alone takes about a
+millisecond; the same arithmetic over arrays takes a few tens of microseconds.
+Sums are kept in integers (millicores, bytes) so that totals after any sequence
+of events equal a fresh recount exactly.
 """
 
 from __future__ import annotations
@@ -21,13 +45,12 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from .choose import as_usage, check_request
 from .model import (
     NodeInfo,
     NodeUsage,
@@ -44,24 +67,147 @@ from .model import (
 from .quantities import QuantityError, cpu_millicores
 from .result import LoadMetric, Placement, Shortfall, describe_choice, describe_failure
 
-__all__ = ["ClusterTotals", "NodeTotals"]
+__all__ = ["ClusterTotals", "NodeTotals", "choose_node"]
 
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
-# Rows of the integer array (one column per node slot).
-_ALLOC_C, _ALLOC_M, _ALLOC_P = 0, 1, 2
-_REQ_C, _REQ_M, _REQ_P = 3, 4, 5
-_RESV_C, _RESV_M, _RESV_P = 6, 7, 8
-_UNM_C, _UNM_M = 9, 10
-_USE_C, _USE_M = 11, 12
-_N_INTS = 13
-# Rows of the boolean array.
-_ALIVE, _READY, _UNSCHED, _HAS_USE = 0, 1, 2, 3
-_N_BOOLS = 4
-
 _MAX_MASKS = 64
+
+
+def _as_usage(value: NodeUsage | tuple[float, int]) -> NodeUsage:
+    """Accept a :class:`NodeUsage` or a ``(cpu_cores, memory_bytes)`` pair."""
+    if isinstance(value, NodeUsage):
+        return value
+    cpu, memory = value
+    return NodeUsage(float(cpu), int(memory))
+
+
+def _check_request(cpu: float, memory: int, load_metric: str) -> tuple[int, int]:
+    """Validate a request; return it in millicores and bytes.
+
+    Raises
+    ------
+    ValueError
+        On a negative request or an unknown load metric.
+    """
+    if load_metric not in ("requests", "usage"):
+        raise ValueError(f"load_metric must be 'requests' or 'usage', not {load_metric!r}")
+    if cpu < 0 or memory < 0:
+        raise ValueError(f"a request cannot be negative (cpu={cpu!r}, memory={memory!r})")
+    return cpu_millicores(cpu), int(memory)
+
+
+def choose_node(
+    nodes: Iterable[Mapping[str, Any]],
+    pods: Iterable[Mapping[str, Any]],
+    cpu: float,
+    memory: int,
+    node_selector: Mapping[str, str] | None = None,
+    tolerations: Iterable[Mapping[str, Any]] | None = None,
+    *,
+    load_metric: LoadMetric = "requests",
+    usage: Mapping[str, NodeUsage | tuple[float, int]] | None = None,
+    exclude: Iterable[str] = (),
+    node_affinity: Sequence[Mapping[str, Any]] | None = None,
+) -> Placement:
+    """Choose the least-loaded node that can start a server, from full lists.
+
+    Builds a :class:`ClusterTotals` from the lists and asks it once (the rules
+    are in this module's docstring). The hub does not call this: its
+    :class:`~lsst_hub.placement.ClusterCache` keeps the totals current instead.
+
+    Parameters
+    ----------
+    nodes
+        Node objects as JSON dicts (``kubectl get nodes -o json`` items).
+    pods
+        Pod objects of **all** namespaces as JSON dicts.
+    cpu
+        CPU the server requests, in cores.
+    memory
+        Memory the server requests, in bytes.
+    node_selector
+        Labels a node must carry (all of them, with these values).
+    tolerations
+        The server's tolerations, as Kubernetes toleration dicts.
+    load_metric
+        ``"requests"`` (default) scores nodes by requested resources;
+        ``"usage"`` by measured usage where ``usage`` has a sample.
+    usage
+        Per-node usage: :class:`NodeUsage` or ``(cpu_cores, memory_bytes)``.
+    exclude
+        Node names not to choose (e.g. one that just rejected the server).
+    node_affinity
+        Required ``nodeSelectorTerms`` (ORed; see
+        :func:`~lsst_hub.placement.model.affinity_matches`).
+
+    Returns
+    -------
+    Placement
+        The node (or ``None``) with a sentence saying why.
+
+    Raises
+    ------
+    ValueError
+        On a negative request or an unknown ``load_metric``.
+    QuantityError
+        If an object carries a malformed quantity.
+    """
+    # A bad request is refused before any object is read.
+    _check_request(cpu, memory, load_metric)
+    return ClusterTotals.from_lists(nodes, pods, usage).choose(
+        cpu, memory, node_selector, tolerations, load_metric, frozenset(exclude), node_affinity
+    )
+
+
+@dataclass(slots=True)
+class _Columns:
+    """The per-node arrays a decision reads, one element per node slot.
+
+    A slot's elements describe one node while ``alive``; a free slot is all
+    zeros. CPU in millicores, memory in bytes.
+    """
+
+    # From the Node object (set_node).
+    alive: BoolArray
+    ready: BoolArray
+    cordoned: BoolArray
+    cpu_allocatable: IntArray
+    memory_allocatable: IntArray
+    pods_allocatable: IntArray
+    # Requests of the node's bound, non-terminated pods plus its reservations:
+    # what feasibility and request scores count (from _Acc, see ClusterTotals._sync).
+    cpu_used: IntArray
+    memory_used: IntArray
+    pods_used: IntArray
+    # The last usage sample plus the requests it cannot have seen yet (pods
+    # started after its window began, and reservations), when has_usage.
+    has_usage: BoolArray
+    cpu_usage: IntArray
+    memory_usage: IntArray
+
+    @classmethod
+    def zeros(cls, size: int) -> _Columns:
+        flags = ("alive", "ready", "cordoned", "has_usage")
+        return cls(
+            **{
+                f.name: np.zeros(size, dtype=np.bool_ if f.name in flags else np.int64)
+                for f in fields(cls)
+            }
+        )
+
+    def resized(self, size: int) -> _Columns:
+        grown = _Columns.zeros(size)
+        for f in fields(self):
+            old = getattr(self, f.name)
+            getattr(grown, f.name)[: old.size] = old
+        return grown
+
+    def clear(self, slot: int) -> None:
+        for f in fields(self):
+            getattr(self, f.name)[slot] = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,8 +338,7 @@ class ClusterTotals:
         self._clock = clock
         self.reservation_ttl = reservation_ttl
         self._cap = 64
-        self._ints: IntArray = np.zeros((_N_INTS, self._cap), dtype=np.int64)
-        self._bools: BoolArray = np.zeros((_N_BOOLS, self._cap), dtype=np.bool_)
+        self._cols = _Columns.zeros(self._cap)
         self._high = 0  # slots [0, _high) have been used
         self._free: list[int] = []
         self._slot: dict[str, int] = {}
@@ -204,6 +349,42 @@ class ClusterTotals:
         self._expiry: list[tuple[float, str]] = []
         self._masks: dict[tuple[Any, ...], _Masks] = {}
         self._ranks: IntArray | None = None  # see _name_ranks
+
+    @classmethod
+    def from_lists(
+        cls,
+        nodes: Iterable[Mapping[str, Any]],
+        pods: Iterable[Mapping[str, Any]],
+        usage: Mapping[str, NodeUsage | tuple[float, int]] | None = None,
+    ) -> ClusterTotals:
+        """Totals of full lists of nodes and pods (what :func:`choose_node` asks).
+
+        Every listed pod bound to a listed node counts, as listed (the list is
+        not checked for repeated ``namespace/name``); pods on other nodes are not
+        read.
+
+        Parameters
+        ----------
+        nodes, pods
+            Node objects and Pod objects of all namespaces, as JSON dicts.
+        usage
+            Per-node usage: :class:`NodeUsage` or ``(cpu_cores, memory_bytes)``.
+
+        Raises
+        ------
+        QuantityError
+            If a node, or a pod on a listed node, carries a malformed quantity.
+        """
+        totals = cls()
+        for node in nodes:
+            totals.set_node(node)
+        totals.set_usage(usage)
+        for position, pod in enumerate(pods):
+            name = pod_bound_node(pod)
+            if name is not None and name in totals._slot:
+                cpu, memory = pod_request(pod)
+                totals._account(str(position), _PodRec(name, cpu, memory, pod_start(pod)))
+        return totals
 
     # ------------------------------------------------------------------ nodes
 
@@ -226,13 +407,13 @@ class ClusterTotals:
             old = self._info[slot]
             eligibility_changed = old is None or not old.same_eligibility(info)
         self._info[slot] = info
-        ints, bools = self._ints, self._bools
-        ints[_ALLOC_C, slot] = info.cpu
-        ints[_ALLOC_M, slot] = info.memory
-        ints[_ALLOC_P, slot] = info.pods
-        bools[_ALIVE, slot] = True
-        bools[_READY, slot] = info.ready
-        bools[_UNSCHED, slot] = info.unschedulable
+        cols = self._cols
+        cols.alive[slot] = True
+        cols.ready[slot] = info.ready
+        cols.cordoned[slot] = info.unschedulable
+        cols.cpu_allocatable[slot] = info.cpu
+        cols.memory_allocatable[slot] = info.memory
+        cols.pods_allocatable[slot] = info.pods
         if eligibility_changed:
             for masks in self._masks.values():
                 masks.taint_ok[slot] = tolerates(masks.tolerations, info.taints)
@@ -246,8 +427,7 @@ class ClusterTotals:
             return
         self._ranks = None
         self._info[slot] = None
-        self._bools[:, slot] = False
-        self._ints[:, slot] = 0
+        self._cols.clear(slot)
         self._free.append(slot)
 
     def replace_nodes(self, nodes: Iterable[Mapping[str, Any]]) -> list[tuple[str, Exception]]:
@@ -287,11 +467,7 @@ class ClusterTotals:
 
     def _grow(self) -> None:
         cap = self._cap * 2
-        ints: IntArray = np.zeros((_N_INTS, cap), dtype=np.int64)
-        bools: BoolArray = np.zeros((_N_BOOLS, cap), dtype=np.bool_)
-        ints[:, : self._cap] = self._ints
-        bools[:, : self._cap] = self._bools
-        self._ints, self._bools = ints, bools
+        self._cols = self._cols.resized(cap)
         self._info.extend([None] * (cap - self._cap))
         self._cap = cap
         self._masks.clear()  # rebuilt on demand at the new size
@@ -381,32 +557,30 @@ class ClusterTotals:
         self._sync(rec.node)
 
     def _sync(self, name: str) -> None:
-        """Copy a node's running sums into its array column."""
+        """Copy a node's running sums into its slot of the arrays."""
         slot = self._slot.get(name)
         acc = self._acc.get(name)
         if slot is None or acc is None:
             return
-        ints = self._ints
-        ints[_REQ_C, slot] = acc.req_c
-        ints[_REQ_M, slot] = acc.req_m
-        ints[_REQ_P, slot] = acc.req_p
-        ints[_RESV_C, slot] = acc.resv_c
-        ints[_RESV_M, slot] = acc.resv_m
-        ints[_RESV_P, slot] = acc.resv_p
-        ints[_UNM_C, slot], ints[_UNM_M, slot] = acc.unmeasured()
-        if acc.usage is None:
-            self._bools[_HAS_USE, slot] = False
-            ints[_USE_C, slot] = ints[_USE_M, slot] = 0
+        cols = self._cols
+        cols.cpu_used[slot] = acc.req_c + acc.resv_c
+        cols.memory_used[slot] = acc.req_m + acc.resv_m
+        cols.pods_used[slot] = acc.req_p + acc.resv_p
+        usage = acc.usage
+        if usage is None:
+            cols.has_usage[slot] = False
+            cols.cpu_usage[slot] = cols.memory_usage[slot] = 0
         else:
-            self._bools[_HAS_USE, slot] = True
-            ints[_USE_C, slot] = cpu_millicores(acc.usage.cpu)
-            ints[_USE_M, slot] = acc.usage.memory
+            unmeasured_c, unmeasured_m = acc.unmeasured()
+            cols.has_usage[slot] = True
+            cols.cpu_usage[slot] = cpu_millicores(usage.cpu) + unmeasured_c + acc.resv_c
+            cols.memory_usage[slot] = usage.memory + unmeasured_m + acc.resv_m
 
     # ------------------------------------------------------------------ usage
 
     def set_usage(self, usage: Mapping[str, NodeUsage | tuple[float, int]] | None) -> None:
         """Replace all usage samples (``None`` or ``{}``: no node has one)."""
-        samples = {name: as_usage(u) for name, u in (usage or {}).items()}
+        samples = {name: _as_usage(u) for name, u in (usage or {}).items()}
         for name, old in self._acc.items():
             if old.usage is not None and name not in samples:
                 old.usage = None
@@ -546,51 +720,42 @@ class ClusterTotals:
         exclude: Collection[str] = (),
         node_affinity: Sequence[Mapping[str, Any]] | None = None,
     ) -> Placement:
-        """Choose a node with the rules of :func:`~lsst_hub.placement.choose_node`.
+        """Choose the least-loaded node that can start a server (rules: module docstring).
 
         Reservations count as requests (and, with ``load_metric="usage"``, as
-        usage not yet measured). Parameters and result are those of
-        :func:`~lsst_hub.placement.choose_node`.
+        usage not yet measured). Parameters, result and errors are those of
+        :func:`choose_node`.
         """
-        cpu_m, memory_b = check_request(cpu, memory, load_metric)
+        cpu_m, memory_b = _check_request(cpu, memory, load_metric)
         self._expire()
         n = self._high
-        ints = self._ints[:, :n]
-        bools = self._bools[:, :n]
+        cols = self._cols
         masks = self._eligibility(
             node_selector, tuple(tolerations or ()), tuple(node_affinity or ())
         )
-        alive = bools[_ALIVE]
-
-        used_c = ints[_REQ_C] + ints[_RESV_C]
-        used_m = ints[_REQ_M] + ints[_RESV_M]
-        used_p = ints[_REQ_P] + ints[_RESV_P]
+        alive, ready, cordoned = cols.alive[:n], cols.ready[:n], cols.cordoned[:n]
+        taint_ok, selector_ok = masks.taint_ok[:n], masks.selector_ok[:n]
+        cpu_allocatable = cols.cpu_allocatable[:n]
+        memory_allocatable = cols.memory_allocatable[:n]
         excluded = np.zeros(n, dtype=np.bool_)
         for name in exclude:
             slot = self._slot.get(name)
             if slot is not None:
                 excluded[slot] = True
-        eligible = (
-            alive
-            & ~excluded
-            & bools[_READY]
-            & ~bools[_UNSCHED]
-            & masks.taint_ok[:n]
-            & masks.selector_ok[:n]
-        )
+        eligible = alive & ~excluded & ready & ~cordoned & taint_ok & selector_ok
         nofit = np.zeros(n, dtype=np.bool_)
-        short_c = (used_c + cpu_m > ints[_ALLOC_C]) if cpu_m > 0 else nofit
-        short_m = (used_m + memory_b > ints[_ALLOC_M]) if memory_b > 0 else nofit
-        short_p = used_p + 1 > ints[_ALLOC_P]
+        short_c = (cols.cpu_used[:n] + cpu_m > cpu_allocatable) if cpu_m > 0 else nofit
+        short_m = (cols.memory_used[:n] + memory_b > memory_allocatable) if memory_b > 0 else nofit
+        short_p = cols.pods_used[:n] + 1 > cols.pods_allocatable[:n]
         fits = np.flatnonzero(eligible & ~short_c & ~short_m & ~short_p)
         if fits.size == 0:
             counts = self._count_shortfalls(
                 [
                     (Shortfall.EXCLUDED, excluded),
-                    (Shortfall.NOT_READY, ~bools[_READY]),
-                    (Shortfall.CORDONED, bools[_UNSCHED]),
-                    (Shortfall.TAINTED, ~masks.taint_ok[:n]),
-                    (Shortfall.SELECTOR, ~masks.selector_ok[:n]),
+                    (Shortfall.NOT_READY, ~ready),
+                    (Shortfall.CORDONED, cordoned),
+                    (Shortfall.TAINTED, ~taint_ok),
+                    (Shortfall.SELECTOR, ~selector_ok),
                     (Shortfall.CPU_AND_MEMORY, short_c & short_m),
                     (Shortfall.CPU, short_c),
                     (Shortfall.MEMORY, short_m),
@@ -600,30 +765,23 @@ class ClusterTotals:
             )
             return Placement(None, describe_failure(cpu_m, memory_b, len(self._slot), counts))
 
-        load_c = used_c[fits] + cpu_m
-        load_m = used_m[fits] + memory_b
-        frac_c = _fractions(load_c, ints[_ALLOC_C][fits])
-        frac_m = _fractions(load_m, ints[_ALLOC_M][fits])
+        # Fractions after placing the server, of the nodes where it fits.
+        cpu_allocatable, memory_allocatable = cpu_allocatable[fits], memory_allocatable[fits]
+        frac_c = _fractions(cols.cpu_used[fits] + cpu_m, cpu_allocatable)
+        frac_m = _fractions(cols.memory_used[fits] + memory_b, memory_allocatable)
         use_usage = load_metric == "usage"
-        has = bools[_HAS_USE][fits] if use_usage else np.zeros(fits.size, dtype=np.bool_)
         if use_usage:
+            has_usage = cols.has_usage[fits]
             score_c = np.where(
-                has,
-                _fractions(
-                    ints[_USE_C][fits] + ints[_UNM_C][fits] + ints[_RESV_C][fits] + cpu_m,
-                    ints[_ALLOC_C][fits],
-                ),
-                frac_c,
+                has_usage, _fractions(cols.cpu_usage[fits] + cpu_m, cpu_allocatable), frac_c
             )
             score_m = np.where(
-                has,
-                _fractions(
-                    ints[_USE_M][fits] + ints[_UNM_M][fits] + ints[_RESV_M][fits] + memory_b,
-                    ints[_ALLOC_M][fits],
-                ),
+                has_usage,
+                _fractions(cols.memory_usage[fits] + memory_b, memory_allocatable),
                 frac_m,
             )
         else:
+            has_usage = np.zeros(fits.size, dtype=np.bool_)
             score_c, score_m = frac_c, frac_m
         high = np.maximum(score_c, score_m)
         candidates = np.flatnonzero(high == high.min())
@@ -640,7 +798,7 @@ class ClusterTotals:
         info = self._info[int(fits[best])]
         assert info is not None
         name = info.name
-        scored = (float(score_c[best]), float(score_m[best])) if bool(has[best]) else None
+        scored = (float(score_c[best]), float(score_m[best])) if bool(has_usage[best]) else None
         cpu_f, memory_f = float(frac_c[best]), float(frac_m[best])
         return Placement(
             node=name,

@@ -1,8 +1,9 @@
-"""Random clusters and random watch-event sequences for the cache-vs-reference tests.
+"""Random clusters and random watch-event sequences for the totals-vs-oracle tests.
 
 A :class:`World` holds the "true" cluster as plain lists (what the API server
 would list) next to a :class:`ClusterTotals` fed only with events, so a test can
-ask both the same question at any point.
+ask the event-fed totals, :func:`~lsst_hub.placement.choose_node` over the lists
+and the oracle over the lists the same question at any point.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from lsst_hub.placement import NodeUsage, Placement, choose_node
 from lsst_hub.placement.totals import ClusterTotals
 
 from .objects import container, node, pod
+from .oracle import oracle_choose
 
 NODE_NAMES = [f"node-{i:02d}" for i in range(12)]
 NAMESPACES = ["default", "jhub", "monitoring", "other-service"]
@@ -136,6 +138,13 @@ class World:
         return [*self.pods.values(), *live]
 
     def reference(self, **request: Any) -> Placement:
+        """The oracle's answer over the lists."""
+        return oracle_choose(
+            list(self.nodes.values()), self.reference_pods(), usage=self.usage, **request
+        )
+
+    def listed(self, **request: Any) -> Placement:
+        """The product's :func:`choose_node` over the same lists."""
         return choose_node(
             list(self.nodes.values()), self.reference_pods(), usage=self.usage, **request
         )

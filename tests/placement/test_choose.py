@@ -1,8 +1,15 @@
-"""The reference placement rules, case by case."""
+"""The placement rules, case by case: the product's choose_node and the oracle.
+
+Every case runs twice: on :func:`lsst_hub.placement.choose_node` (which builds
+:class:`~lsst_hub.placement.totals.ClusterTotals` from the lists) and on the
+loop-by-loop oracle in tests/placement/oracle.py.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import importlib.util
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import pytest
 
@@ -10,15 +17,41 @@ from lsst_hub.placement import NodeUsage, Placement, choose_node
 from lsst_hub.placement.model import pod_request
 
 from .objects import container, node, pod
+from .oracle import oracle_choose
 
 GiB = 1 << 30
 NOSCHED = {"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}
 
 
-def choose(nodes: list[dict[str, Any]], pods: list[dict[str, Any]] = (), **kw: Any) -> Placement:  # type: ignore[assignment]
-    cpu = kw.pop("cpu", 1)
-    memory = kw.pop("memory", GiB)
-    return choose_node(nodes, list(pods), cpu, memory, **kw)
+class Choose(Protocol):
+    def __call__(
+        self, nodes: list[dict[str, Any]], pods: list[dict[str, Any]] = ..., **kw: Any
+    ) -> Placement: ...
+
+
+@pytest.fixture(params=[choose_node, oracle_choose], ids=["choose_node", "oracle"])
+def choose_fn(request: pytest.FixtureRequest) -> Callable[..., Placement]:
+    """The implementation under test, called as ``choose_node`` is."""
+    fn: Callable[..., Placement] = request.param
+    return fn
+
+
+@pytest.fixture
+def choose(choose_fn: Callable[..., Placement]) -> Choose:
+    """``choose_fn`` with a 1 CPU / 1 GiB request unless the case says otherwise."""
+
+    def call(nodes: list[dict[str, Any]], pods: list[dict[str, Any]] = [], **kw: Any) -> Placement:  # noqa: B006
+        cpu = kw.pop("cpu", 1)
+        memory = kw.pop("memory", GiB)
+        return choose_fn(nodes, list(pods), cpu, memory, **kw)
+
+    return call
+
+
+def test_one_implementation_in_the_product() -> None:
+    # choose_node is ClusterTotals asked once; the loop-by-loop rules live in tests/ only.
+    assert importlib.util.find_spec("lsst_hub.placement.choose") is None
+    assert choose_node.__module__ == "lsst_hub.placement.totals"
 
 
 def _e(key: str, operator: str, *values: str) -> dict[str, Any]:
@@ -318,6 +351,7 @@ CASES: list[tuple[str, list[dict[str, Any]], list[dict[str, Any]], dict[str, Any
     ("nodes", "pods", "kw", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )
 def test_choose_node(
+    choose: Choose,
     nodes: list[dict[str, Any]],
     pods: list[dict[str, Any]],
     kw: dict[str, Any],
@@ -330,6 +364,7 @@ def test_choose_node(
     ("nodes", "pods", "kw", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )
 def test_choice_does_not_depend_on_order(
+    choose: Choose,
     nodes: list[dict[str, Any]],
     pods: list[dict[str, Any]],
     kw: dict[str, Any],
@@ -338,8 +373,8 @@ def test_choice_does_not_depend_on_order(
     assert choose(nodes[::-1], pods[::-1], **kw) == choose(nodes, pods, **kw)
 
 
-def test_reason_and_fractions_of_a_choice() -> None:
-    placement = choose_node(
+def test_reason_and_fractions_of_a_choice(choose_fn: Callable[..., Placement]) -> None:
+    placement = choose_fn(
         [node("node-7", cpu="20", memory="100Gi")],
         [pod("p", "node-7", cpu="5", memory="10Gi")],
         cpu=2,
@@ -352,8 +387,8 @@ def test_reason_and_fractions_of_a_choice() -> None:
     assert placement.usage_cpu_fraction is None
 
 
-def test_nothing_fits_names_the_request_and_counts() -> None:
-    placement = choose_node(
+def test_nothing_fits_names_the_request_and_counts(choose_fn: Callable[..., Placement]) -> None:
+    placement = choose_fn(
         [
             node("a", cpu="8", memory="16Gi"),
             node("b", cpu="8", memory="16Gi"),
@@ -397,14 +432,16 @@ def test_nothing_fits_names_the_request_and_counts() -> None:
         ),
     ],
 )
-def test_nothing_fits_reasons(nodes: list[dict[str, Any]], kw: dict[str, Any], tail: str) -> None:
+def test_nothing_fits_reasons(
+    choose: Choose, nodes: list[dict[str, Any]], kw: dict[str, Any], tail: str
+) -> None:
     placement = choose(nodes, [], **kw)
     assert placement.node is None
     assert placement.reason == "No node can start a server with 1 CPU and 1 GiB memory: " + tail
 
 
-def test_request_is_formatted_in_human_units() -> None:
-    placement = choose_node([], [], cpu=0.25, memory=1536 << 20)
+def test_request_is_formatted_in_human_units(choose_fn: Callable[..., Placement]) -> None:
+    placement = choose_fn([], [], cpu=0.25, memory=1536 << 20)
     assert placement.reason.startswith(
         "No node can start a server with 0.25 CPU and 1.5 GiB memory"
     )
@@ -475,10 +512,10 @@ class TestUsage:
     pods = [pod("p", "a", cpu="4", memory="4Gi"), pod("q", "b", cpu="1", memory="1Gi")]
     usage = {"a": (0.5, 2 * GiB), "b": (6.0, 8 * GiB)}
 
-    def test_requests_metric_ignores_usage(self) -> None:
+    def test_requests_metric_ignores_usage(self, choose: Choose) -> None:
         assert choose(self.nodes, self.pods, usage=self.usage).node == "b"
 
-    def test_usage_metric_scores_by_usage(self) -> None:
+    def test_usage_metric_scores_by_usage(self, choose: Choose) -> None:
         placement = choose(self.nodes, self.pods, load_metric="usage", usage=self.usage)
         assert placement.node == "a"
         # CPU (0.5 + 1) / 8, memory (2 + 1) / 32 GiB in use after placing.
@@ -489,23 +526,23 @@ class TestUsage:
             "Starting on a (CPU 62%, memory 16% requested; CPU 19%, memory 9% in use)"
         )
 
-    def test_feasibility_still_uses_requests(self) -> None:
+    def test_feasibility_still_uses_requests(self, choose: Choose) -> None:
         full = [pod("p", "a", cpu="7500m"), pod("q", "b", cpu="1")]
         placement = choose(self.nodes, full, load_metric="usage", usage=self.usage)
         assert placement.node == "b"
 
-    def test_no_metrics_falls_back_to_requests(self) -> None:
+    def test_no_metrics_falls_back_to_requests(self, choose: Choose) -> None:
         placement = choose(self.nodes, self.pods, load_metric="usage", usage=None)
         assert placement.node == "b"
         assert placement.usage_cpu_fraction is None
         assert placement.reason.endswith("; usage not measured)")
 
-    def test_node_without_sample_is_scored_by_requests(self) -> None:
+    def test_node_without_sample_is_scored_by_requests(self, choose: Choose) -> None:
         # b has no sample: its requests (1 + 1 CPU of 8 = 25%) beat a's usage (6 + 1 of 8).
         placement = choose(self.nodes, self.pods, load_metric="usage", usage={"a": (6.0, 0)})
         assert placement.node == "b"
 
-    def test_pods_started_after_the_sample_count_by_request(self) -> None:
+    def test_pods_started_after_the_sample_count_by_request(self, choose: Choose) -> None:
         window_start = 1_000_000.0
         late = pod("late", "a", cpu="6", memory="1Gi", created="2026-01-01T00:00:00Z")
         early = pod("early", "a", cpu="6", memory="1Gi", created="1970-01-01T00:00:00Z")
@@ -519,6 +556,19 @@ class TestUsage:
 @pytest.mark.parametrize(
     ("kw", "message"), [({"cpu": -1}, "negative"), ({"load_metric": "magic"}, "load_metric")]
 )
-def test_bad_arguments_raise(kw: dict[str, Any], message: str) -> None:
+def test_bad_arguments_raise(choose: Choose, kw: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         choose([node("a")], [], **kw)
+
+
+def test_bad_request_is_refused_before_objects_are_read(choose: Choose) -> None:
+    with pytest.raises(ValueError, match="negative"):
+        choose([node("a", cpu="lots")], [], cpu=-1)
+
+
+def test_listed_pods_count_as_listed(choose: Choose) -> None:
+    # A pod that appears twice in the list counts twice; pods on unlisted nodes are not read.
+    nodes = [node("a", cpu="4"), node("b", cpu="4")]
+    twice = [pod("p", "a", cpu="1500m"), pod("p", "a", cpu="1500m"), pod("q", "b", cpu="2")]
+    assert choose(nodes, twice).node == "b"
+    assert choose(nodes, [*twice, pod("bad", "elsewhere", cpu="lots")]).node == "b"

@@ -1,12 +1,13 @@
-"""The event-fed totals agree with the reference choose_node on random clusters.
+"""The event-fed totals and choose_node agree with the oracle on random clusters.
 
 Each case builds a random cluster (taints, labels, cordons, NotReady nodes,
 pods of several namespaces, terminated and unscheduled pods, init containers,
 overhead, pod limits), then applies a random sequence of watch events (pods and
 nodes added, modified, deleted; usage samples; reservations made, released,
-expired, taken over by their pod; relists) and after each event asks both
-implementations random questions. They must give the same Placement: node,
-sentence and fractions. Seeds are fixed so a failure reproduces.
+expired, taken over by their pod; relists) and after each event asks the
+event-fed totals, choose_node over the lists and the oracle (tests/placement/
+oracle.py) random questions. They must give the same Placement: node, sentence
+and fractions. Seeds are fixed so a failure reproduces.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ def test_same_choice_after_every_event(seed: int) -> None:
         world.random_event()
         for _ in range(3):
             request = world.random_request()
-            assert world.totals.choose(**request) == world.reference(**request), request
+            expected = world.reference(**request)
+            assert world.totals.choose(**request) == expected, request
+            assert world.listed(**request) == expected, request
             compared += 1
     assert compared == 360
 

@@ -1,9 +1,12 @@
-"""Least-loaded node choice over plain Kubernetes JSON: the reference.
+"""The placement rules over plain lists: the oracle the product is checked against.
 
-:func:`choose_node` reads whole lists of nodes and pods each time. It is the
-readable statement of the placement rules; the watch-fed cache
-(:class:`~lsst_hub.placement.ClusterTotals`) must give the same answer, and the
-tests check that it does.
+This is an independent, loop-by-loop statement of the rules that
+:class:`~lsst_hub.placement.totals.ClusterTotals` applies with arrays (and so
+:func:`~lsst_hub.placement.choose_node`, which builds totals from lists). It
+reads whole lists of nodes and pods each time, keeps no state and shares only
+the object readers (:mod:`lsst_hub.placement.model`) and the sentences
+(:mod:`lsst_hub.placement.result`) with the product. The tests ask both the same
+questions and require the same :class:`~lsst_hub.placement.Placement`.
 
 The rules
 ---------
@@ -15,17 +18,13 @@ requests of the node's non-terminated pods (of every namespace: other services
 share the nodes) leaves room for the CPU, the memory and one more pod.
 
 Among eligible nodes the *least loaded* wins: the lowest of
-``max(cpu fraction, memory fraction)`` **after** placing the server, like
-kube-scheduler's LeastAllocated (scoring after placing prefers a big node to a
-small one when both are equally busy, and favours the node whose scarcer
-resource the server uses less). Ties go to the lower other fraction, then the
-lower name, so the choice never depends on list order.
+``max(cpu fraction, memory fraction)`` **after** placing the server. Ties go to
+the lower other fraction, then the lower name.
 
-With ``load_metric="usage"`` feasibility is unchanged (the scheduler admits by
-requests) but nodes with a usage sample are scored by measured usage plus the
-requests of pods that started after the sample's window began (the sample
-cannot have seen them yet) plus the new server. Nodes without a sample are
-scored by requests.
+With ``load_metric="usage"`` feasibility is unchanged but nodes with a usage
+sample are scored by measured usage plus the requests of pods that started after
+the sample's window began plus the new server. Nodes without a sample are scored
+by requests.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from .model import (
+from lsst_hub.placement.model import (
     NodeInfo,
     NodeUsage,
     affinity_matches,
@@ -44,28 +43,27 @@ from .model import (
     selector_matches,
     tolerates,
 )
-from .quantities import cpu_millicores
-from .result import LoadMetric, Placement, Shortfall, describe_choice, describe_failure, fraction
+from lsst_hub.placement.quantities import cpu_millicores
+from lsst_hub.placement.result import (
+    LoadMetric,
+    Placement,
+    Shortfall,
+    describe_choice,
+    describe_failure,
+    fraction,
+)
 
-__all__ = ["as_usage", "check_request", "choose_node"]
+__all__ = ["oracle_choose"]
 
 
-def as_usage(value: NodeUsage | tuple[float, int]) -> NodeUsage:
-    """Accept a :class:`NodeUsage` or a ``(cpu_cores, memory_bytes)`` pair."""
+def _as_usage(value: NodeUsage | tuple[float, int]) -> NodeUsage:
     if isinstance(value, NodeUsage):
         return value
     cpu, memory = value
     return NodeUsage(float(cpu), int(memory))
 
 
-def check_request(cpu: float, memory: int, load_metric: str) -> tuple[int, int]:
-    """Validate a request; return it in millicores and bytes.
-
-    Raises
-    ------
-    ValueError
-        On a negative request or an unknown load metric.
-    """
+def _check_request(cpu: float, memory: int, load_metric: str) -> tuple[int, int]:
     if load_metric not in ("requests", "usage"):
         raise ValueError(f"load_metric must be 'requests' or 'usage', not {load_metric!r}")
     if cpu < 0 or memory < 0:
@@ -107,7 +105,7 @@ def _shortfall(
     return None
 
 
-def choose_node(
+def oracle_choose(
     nodes: Iterable[Mapping[str, Any]],
     pods: Iterable[Mapping[str, Any]],
     cpu: float,
@@ -120,50 +118,16 @@ def choose_node(
     exclude: Iterable[str] = (),
     node_affinity: Sequence[Mapping[str, Any]] | None = None,
 ) -> Placement:
-    """Choose the least-loaded node that can start a server.
+    """Choose as :func:`lsst_hub.placement.choose_node` must, by plain loops.
 
-    Parameters
-    ----------
-    nodes
-        Node objects as JSON dicts (``kubectl get nodes -o json`` items).
-    pods
-        Pod objects of **all** namespaces as JSON dicts.
-    cpu
-        CPU the server requests, in cores.
-    memory
-        Memory the server requests, in bytes.
-    node_selector
-        Labels a node must carry (all of them, with these values).
-    tolerations
-        The server's tolerations, as Kubernetes toleration dicts.
-    load_metric
-        ``"requests"`` (default) scores nodes by requested resources;
-        ``"usage"`` by measured usage where ``usage`` has a sample.
-    usage
-        Per-node usage: :class:`NodeUsage` or ``(cpu_cores, memory_bytes)``.
-    exclude
-        Node names not to choose (e.g. one that just rejected the server).
-    node_affinity
-        Required ``nodeSelectorTerms`` (ORed; see
-        :func:`~lsst_hub.placement.model.affinity_matches`).
-
-    Returns
-    -------
-    Placement
-        The node (or ``None``) with a sentence saying why.
-
-    Raises
-    ------
-    ValueError
-        On a negative request or an unknown ``load_metric``.
-    QuantityError
-        If an object carries a malformed quantity.
+    Parameters, result and errors are those of
+    :func:`~lsst_hub.placement.choose_node`.
     """
-    cpu_m, memory_b = check_request(cpu, memory, load_metric)
+    cpu_m, memory_b = _check_request(cpu, memory, load_metric)
     tolerations = tuple(tolerations or ())
     excluded = frozenset(exclude)
     infos = {info.name: info for info in map(node_info, nodes)}
-    samples = {name: as_usage(u) for name, u in (usage or {}).items()}
+    samples = {name: _as_usage(u) for name, u in (usage or {}).items()}
     use_usage = load_metric == "usage"
 
     used: dict[str, list[int]] = {name: [0, 0, 0] for name in infos}
