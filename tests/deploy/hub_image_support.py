@@ -21,6 +21,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 PINS = ROOT / "helm-values" / "z2jh" / "hub-image-4.4.0" / "requirements.txt"
@@ -94,6 +95,65 @@ def installed(python: Path) -> dict[str, str]:
     freeze = pip("list", "--format=freeze", python=python)
     pairs = (line.split("==") for line in freeze.splitlines() if "==" in line)
     return {re.sub(r"[-_.]+", "-", name).lower(): version for name, version in pairs}
+
+
+@dataclass
+class Dist:
+    """The sdist and wheel ``python -m build`` made from the checkout."""
+
+    sdist: Path
+    wheel: Path
+
+
+def build_dist(out: Path) -> Dist:
+    """``python -m build`` of the checkout: the sdist, then the wheel from the sdist."""
+    subprocess.run(
+        [sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
+        check=True, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    (sdist,) = out.glob("*.tar.gz")
+    (wheel,) = out.glob("*.whl")
+    return Dist(sdist, wheel)
+
+
+@dataclass
+class HubEnv:
+    """A virtual environment like the hub image's Python."""
+
+    python: Path
+    before: dict[str, str]  # the chart's pins
+    after: dict[str, str]  # with lsst-hub installed as the Dockerfile does
+
+    @property
+    def bin(self) -> Path:
+        return self.python.parent
+
+
+def build_hub_env(wheel: Path, directory: Path) -> HubEnv:
+    """The chart's pins, then the Dockerfile's ``pip install`` of ``wheel``."""
+    venv = directory / "venv"
+    # No pip inside (pip runs from outside with --python): the pins are all there is.
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    # As the chart's image: every pin, from wheels, nothing else. --no-compile:
+    # byte-compiling 80 packages is most of the time, and changes nothing.
+    pip("install", "-q", "--no-compile", "--no-index", "--find-links", wheelhouse(),
+        "--no-deps", "-r", PINS, python=python)  # fmt: skip
+    before = installed(python)
+
+    # As the Dockerfile: COPY the wheel into place, then its RUN line's pip arguments.
+    install = docker_install()
+    context = directory / "build-context"
+    (context / Path(install.copy_source).parent).mkdir(parents=True)
+    (context / install.copy_source).write_bytes(wheel.read_bytes())
+    args: list[Any] = [
+        str(context / install.copy_source) if a.startswith(install.copy_dest) else a
+        for a in install.pip_args
+        if a != "--no-cache-dir"  # the image keeps no cache; here pip's cache saves downloads
+    ]
+    assert args[0] == "install" and any(a.endswith(install.wheel_name) for a in args), args
+    pip(*args, python=python)
+    return HubEnv(python, before, installed(python))
 
 
 if __name__ == "__main__":

@@ -17,40 +17,14 @@ import sys
 import tarfile
 import textwrap
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.deploy.chart_support import lay_out_hub_config, render
-from tests.deploy.hub_image_support import (
-    PINS,
-    ROOT,
-    docker_install,
-    installed,
-    pip,
-    wheelhouse,
-)
+from tests.deploy.hub_image_support import PINS, ROOT, Dist, HubEnv, docker_install, pip
 
 pytestmark = pytest.mark.slow
-
-
-@dataclass
-class Dist:
-    sdist: Path
-    wheel: Path
-
-
-@pytest.fixture(scope="module")
-def dist(tmp_path_factory: pytest.TempPathFactory) -> Dist:
-    out = tmp_path_factory.mktemp("dist")
-    subprocess.run(
-        [sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
-        check=True, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    (sdist,) = out.glob("*.tar.gz")
-    (wheel,) = out.glob("*.whl")
-    return Dist(sdist, wheel)
 
 
 def package_version() -> str:
@@ -60,79 +34,46 @@ def package_version() -> str:
     return match.group(1)
 
 
-def test_twine_check_passes(dist: Dist) -> None:
+def test_twine_check_passes(package_dist: Dist) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "twine", "check", "--strict", str(dist.sdist), str(dist.wheel)],
+        [sys.executable, "-m", "twine", "check", "--strict",
+         str(package_dist.sdist), str(package_dist.wheel)],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("PASSED") == 2
 
 
-def test_one_version_everywhere(dist: Dist) -> None:
+def test_one_version_everywhere(package_dist: Dist) -> None:
     version = package_version()
     assert re.fullmatch(r"\d+\.\d+\.\d+", version), "a release version a site can pin"
-    assert dist.wheel.name == f"lsst_hub-{version}-py3-none-any.whl"
-    assert dist.sdist.name == f"lsst_hub-{version}.tar.gz"
+    assert package_dist.wheel.name == f"lsst_hub-{version}-py3-none-any.whl"
+    assert package_dist.sdist.name == f"lsst_hub-{version}.tar.gz"
     changelog = (ROOT / "CHANGELOG.md").read_text()
     releases = re.findall(r"^## \[(\d+\.\d+\.\d+)\] - \d{4}-\d{2}-\d{2}$", changelog, re.M)
     assert releases and releases[0] == version, "CHANGELOG.md's newest release"
     install = docker_install()
     assert install.version == version, "the Dockerfile's default LSST_HUB_VERSION"
-    assert install.wheel_name == dist.wheel.name
+    assert install.wheel_name == package_dist.wheel.name
 
 
-def test_license_ships_and_matches_the_metadata(dist: Dist) -> None:
+def test_license_ships_and_matches_the_metadata(package_dist: Dist) -> None:
     license_text = (ROOT / "LICENSE").read_text()
     assert license_text.startswith("BSD 3-Clause License")
-    with zipfile.ZipFile(dist.wheel) as whl:
+    with zipfile.ZipFile(package_dist.wheel) as whl:
         names = whl.namelist()
         (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
         fields = whl.read(metadata).decode()
         (shipped,) = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
         assert whl.read(shipped).decode() == license_text
     assert "License-Expression: BSD-3-Clause" in fields.splitlines()
-    with tarfile.open(dist.sdist) as sdist:
+    with tarfile.open(package_dist.sdist) as sdist:
         members = {m.name.split("/", 1)[1] for m in sdist.getmembers() if "/" in m.name}
     assert {"LICENSE", "CHANGELOG.md", "pyproject.toml"} <= members
     assert "helm-values/hub-image/Dockerfile" in members
 
 
 # -- the image's environment ---------------------------------------------------------
-
-
-@dataclass
-class HubEnv:
-    python: Path
-    before: dict[str, str]  # the chart's pins
-    after: dict[str, str]  # with lsst-hub installed as the Dockerfile does
-
-
-@pytest.fixture(scope="module")
-def hub_env(dist: Dist, tmp_path_factory: pytest.TempPathFactory) -> HubEnv:
-    venv = tmp_path_factory.mktemp("hub-image") / "venv"
-    # No pip inside (pip runs from outside with --python): the pins are all there is.
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    # As the chart's image: every pin, from wheels, nothing else.
-    # --no-compile: byte-compiling 80 packages is most of the time, and changes nothing.
-    pip("install", "-q", "--no-compile", "--no-index", "--find-links", wheelhouse(),
-        "--no-deps", "-r", PINS, python=python)  # fmt: skip
-    before = installed(python)
-
-    # As the Dockerfile: COPY the wheel into place, then its RUN line's pip arguments.
-    install = docker_install()
-    context = venv.parent / "build-context"
-    (context / Path(install.copy_source).parent).mkdir(parents=True)
-    (context / install.copy_source).write_bytes(dist.wheel.read_bytes())
-    args = [
-        str(context / install.copy_source) if a.startswith(install.copy_dest) else a
-        for a in install.pip_args
-        if a != "--no-cache-dir"  # the image keeps no cache; here pip's cache saves downloads
-    ]
-    assert args[0] == "install" and any(a.endswith(install.wheel_name) for a in args), args
-    pip(*args, python=python)
-    return HubEnv(python, before, installed(python))
 
 
 def pinned() -> dict[str, str]:
@@ -144,9 +85,9 @@ def pinned() -> dict[str, str]:
     return pins
 
 
-def test_clean_environment_holds_exactly_the_chart_pins(hub_env: HubEnv) -> None:
-    assert hub_env.before == pinned()
-    assert hub_env.before["jupyterhub"] == "5.5.0"
+def test_clean_environment_holds_exactly_the_chart_pins(hub_image_env: HubEnv) -> None:
+    assert hub_image_env.before == pinned()
+    assert hub_image_env.before["jupyterhub"] == "5.5.0"
 
 
 def run_in(python: Path, code: str, env: dict[str, str] | None = None) -> str:
@@ -160,13 +101,17 @@ def run_in(python: Path, code: str, env: dict[str, str] | None = None) -> str:
     return result.stdout
 
 
-def test_only_what_our_lower_bounds_exclude_is_upgraded(hub_env: HubEnv) -> None:
-    changed = {n: (v, hub_env.after[n]) for n, v in hub_env.before.items() if hub_env.after[n] != v}
+def test_only_what_our_lower_bounds_exclude_is_upgraded(hub_image_env: HubEnv) -> None:
+    changed = {
+        n: (v, hub_image_env.after[n])
+        for n, v in hub_image_env.before.items()
+        if hub_image_env.after[n] != v
+    }
     # Each changed pin is excluded by a requirement of something installed (lsst-hub's
     # own lower bounds, or what the upgraded packages in turn require).
     report = json.loads(
         run_in(
-            hub_env.python,
+            hub_image_env.python,
             f"""
             import json
             from importlib.metadata import distributions
@@ -189,22 +134,22 @@ def test_only_what_our_lower_bounds_exclude_is_upgraded(hub_env: HubEnv) -> None
     unexplained = {n: changed[n] for n, reasons in report.items() if not reasons}
     assert unexplained == {}, f"upgraded beyond what any requirement needs: {unexplained}"
     assert "jupyterhub-kubespawner" in changed  # 7.0.0 -> 7.1+: our lower bound
-    assert hub_env.after["jupyterhub"] == "5.5.0"
-    added = set(hub_env.after) - set(hub_env.before)
+    assert hub_image_env.after["jupyterhub"] == "5.5.0"
+    added = set(hub_image_env.after) - set(hub_image_env.before)
     assert {"lsst-hub", "numpy"} <= added
-    assert hub_env.after["lsst-hub"] == package_version()
+    assert hub_image_env.after["lsst-hub"] == package_version()
 
 
-def test_environment_is_consistent(hub_env: HubEnv) -> None:
-    out = pip("check", python=hub_env.python)
+def test_environment_is_consistent(hub_image_env: HubEnv) -> None:
+    out = pip("check", python=hub_image_env.python)
     assert "No broken requirements found" in out
 
 
-def test_entry_points_load_through_jupyterhub(hub_env: HubEnv) -> None:
+def test_entry_points_load_through_jupyterhub(hub_image_env: HubEnv) -> None:
     # JupyterHub resolves authenticator_class / spawner_class names through the entry
     # points, as the chart's hub.config.JupyterHub settings name them.
     out = run_in(
-        hub_env.python,
+        hub_image_env.python,
         """
         import json, lsst_hub, jupyterhub
         from jupyterhub.app import JupyterHub
@@ -224,16 +169,16 @@ def test_entry_points_load_through_jupyterhub(hub_env: HubEnv) -> None:
     assert loaded["spawner"] is True
     assert loaded["jupyterhub"] == "5.5.0"
     # Imported from the installed wheel, not from the checkout.
-    assert Path(loaded["lsst_hub"]).is_relative_to(hub_env.python.parent.parent)
+    assert Path(loaded["lsst_hub"]).is_relative_to(hub_image_env.python.parent.parent)
 
 
-def test_chart_config_loads_our_plugins_and_services(hub_env: HubEnv, tmp_path: Path) -> None:
+def test_chart_config_loads_our_plugins_and_services(hub_image_env: HubEnv, tmp_path: Path) -> None:
     # The chart's own jupyterhub_config.py + z2jh.py with the rendered ConfigMap and
     # Secret and the hub container's environment, in the image environment.
     config_dir = tmp_path / "etc-jupyterhub"
     env = lay_out_hub_config(render(), config_dir, {"lsst-hub-ldap/password": "bind-pw"})
     out = run_in(
-        hub_env.python,
+        hub_image_env.python,
         f"""
         import json
         from traitlets.config.loader import PyFileConfigLoader
