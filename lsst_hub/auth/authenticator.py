@@ -32,6 +32,16 @@ from .directory import (
     template_setup_problem,
     username_attributes,
 )
+from .policy import (
+    CLEARED_KEY,
+    VERIFIED_KEY,
+    EntryRecord,
+    GroupRule,
+    cleared_auth_state,
+    entry_record,
+    groups_of,
+    ownership_problem,
+)
 from .throttle import LoginThrottle, LoginThrottledError, Refusal
 
 __all__ = ["LDAPAuthenticator"]
@@ -358,16 +368,34 @@ class LDAPAuthenticator(Authenticator):
     allowed_groups = Set(
         Unicode(),
         config=True,
-        help="""Directory groups (``cn``) whose members may log in, in addition to
+        help="""Directory groups whose members may log in, in addition to
         ``allowed_users``. Without this, ``allowed_users`` or ``allow_all`` nobody
         can log in. Re-checked on every identity refresh: a user who left every
-        allowed group must log in again (and is refused).""",
+        allowed group must log in again (and is refused).
+
+        Each entry is a group's name (:attr:`group_name_attribute`, ``cn``) or its
+        DN, e.g. ``cn=jupyterhub-users,ou=groups,dc=example,dc=org``: an entry
+        that contains ``=`` and ``,`` and parses as a DN is a DN. A DN matches only
+        that group entry (compared as LDAP does: case, spaces and escaping do not
+        count), so a same-named group created elsewhere under
+        :attr:`group_search_base` grants nothing; a name matches every group of
+        that name. Name groups by DN where others may create groups.
+
+        Being in the hub's database grants nothing: ``allow_existing_users`` is
+        off unless set, and even set it does not keep anyone allowed (see
+        :meth:`add_user`).""",
     )
     admin_groups = Set(
         Unicode(),
         config=True,
-        help="""Directory groups (``cn``) whose members are JupyterHub admins.
-        Users outside them keep any admin status given by ``admin_users``.""",
+        help="""Directory groups whose members are JupyterHub admins, by name or DN
+        as in :attr:`allowed_groups`.
+
+        When set, admin rights follow the directory: at every login and identity
+        refresh a member becomes admin and anyone else who is not in
+        ``admin_users`` stops being admin, including admin rights given by hand
+        on the admin page. When empty, admin status is ``admin_users`` and
+        whatever admins set by hand.""",
     )
     failed_login_limit = Integer(
         5,
@@ -453,6 +481,39 @@ class LDAPAuthenticator(Authenticator):
     def _default_username_pattern(self) -> str:
         # A portable POSIX login name: what the spawner can run a pod as.
         return r"^[a-z_][a-z0-9_.-]{0,31}$"
+
+    @default("username_regex")
+    def _default_username_regex(self) -> re.Pattern[str] | None:
+        # JupyterHub compiles username_regex only when username_pattern *changes*;
+        # a default pattern never does, and JupyterHub would accept any name.
+        return re.compile(self.username_pattern) if self.username_pattern else None
+
+    def validate_username(self, username: str) -> bool:
+        """JupyterHub's checks, then :attr:`username_pattern` on the whole name.
+
+        JupyterHub asks this wherever a user is created or renamed: logins, the
+        admin page and REST API (``POST /users``, ``PATCH`` renames),
+        ``allowed_users``/``admin_users`` and token config at start. A name the
+        spawner could not run a pod as never becomes a hub user.
+        """
+        if not super().validate_username(username):
+            return False
+        pattern = self.username_pattern
+        # fullmatch: JupyterHub's own check is re.match, a prefix match.
+        return not pattern or re.fullmatch(pattern, username) is not None
+
+    @default("allow_existing_users")
+    def _default_allow_existing_users(self) -> bool:
+        # JupyterHub turns it on whenever allowed_users is set, and then everyone
+        # who ever logged in (through a group) stays allowed after leaving it.
+        return False
+
+    @default("auth_refresh_strict")
+    def _default_auth_refresh_strict(self) -> bool:
+        # JupyterHub 6.1+ (the trait is new there; older lines always behave as if
+        # True): a refresh we refuse must also stop token requests and admin
+        # spawns, or a removed person keeps starting servers with an API token.
+        return True
 
     # -- checks ------------------------------------------------------------
     @validate("server_urls")
@@ -691,28 +752,108 @@ class LDAPAuthenticator(Authenticator):
         """Strip surrounding white space and lower-case (then ``username_map``)."""
         return super().normalize_username(username.strip())  # type: ignore[no-any-return]
 
-    def _group_names(self, authentication: dict[str, Any] | None) -> set[str]:
-        state = (authentication or {}).get("auth_state") or {}
-        groups = state.get("groups") or []
-        return {str(g["name"]) for g in groups if isinstance(g, dict) and g.get("name")}
+    def check_allow_config(self) -> None:
+        """JupyterHub's start-up check, and a warning for ``allow_existing_users``."""
+        super().check_allow_config()
+        if self.allow_existing_users:
+            self.log.warning(
+                "Authenticator.allow_existing_users = True has no effect with "
+                "LDAPAuthenticator: being in the hub's database never lets anyone log "
+                "in. Access follows allowed_users and allowed_groups; remove the setting."
+            )
+
+    def add_user(self, user: Any) -> None:
+        """Check the new hub user's name; never add it to ``allowed_users``.
+
+        JupyterHub's version adds every user in its database to
+        ``allowed_users`` when ``allow_existing_users`` is on, so whoever once got
+        in through :attr:`allowed_groups` would stay allowed after leaving every
+        allowed group. Here access is ``allowed_users`` as configured plus
+        :attr:`allowed_groups`, whatever ``allow_existing_users`` says.
+
+        Raises
+        ------
+        ValueError
+            When the name does not pass :meth:`validate_username`.
+        """
+        if not self.validate_username(user.name):
+            raise ValueError(f"Invalid username: {user.name}")
 
     def check_allowed(self, username: str, authentication: dict[str, Any] | None = None) -> bool:
         """Allowed by ``allow_all``/``allowed_users`` or a member of :attr:`allowed_groups`."""
         if super().check_allowed(username, authentication):
             return True
-        return bool(self.allowed_groups & self._group_names(authentication))
+        groups = groups_of((authentication or {}).get("auth_state"))
+        return GroupRule.parse(self.allowed_groups).matches(groups)
+
+    def _admin_status(self, identity: Identity) -> bool | None:
+        """True in :attr:`admin_groups` or ``admin_users``; else False (None without admin_groups).
+
+        None leaves the hub's admin flag as it is, so with no admin groups an admin
+        set by hand stays one; with admin groups the directory decides.
+        """
+        rule = GroupRule.parse(self.admin_groups)
+        if rule.matches(identity.groups) or identity.username in self.admin_users:
+            return True
+        return False if rule else None
 
     def _model(self, identity: Identity) -> dict[str, Any]:
-        names = set(identity.group_names)
         model: dict[str, Any] = {
             "name": identity.username,
             "auth_state": identity.to_auth_state(),
-            # None, not False: False would revoke admin granted through admin_users.
-            "admin": True if self.admin_groups & names else None,
+            "admin": self._admin_status(identity),
         }
         if self.manage_groups:
             model["groups"] = identity.group_names
         return model
+
+    async def _entry_problem(self, handler: Any, model: dict[str, Any]) -> str | None:
+        """Why the entry that just logged in does not own the hub user of its name.
+
+        None when it does, or when the hub user does not exist or recorded no
+        entry (never logged in through the directory). Without a request handler
+        (no hub around) there is no hub user to compare with.
+        """
+        find_user = getattr(handler, "find_user", None)
+        if find_user is None or not self.enable_auth_state:
+            return None
+        user = find_user(model["name"])
+        if user is None:
+            return None
+        record = entry_record(await user.get_auth_state())
+        found = entry_record(model.get("auth_state"))
+        if record is None or found is None:
+            return None
+        problem = ownership_problem(record, found)
+        if problem is None:
+            return None
+        return f"{problem} (the hub user belongs to {record.describe()})"
+
+    async def _owned_login(
+        self, handler: Any, model: dict[str, Any]
+    ) -> tuple[str, dict[str, Any] | None]:
+        """A login the directory accepted, refused when its entry does not own the name.
+
+        A username given to a new person is not adopted (fail closed): the old hub
+        user keeps its servers, tokens and groups until an admin deletes or
+        renames it. Accepted: the time of this password check goes into
+        ``auth_state`` (see :meth:`refresh_user`).
+        """
+        name = model["name"]
+        problem = await self._entry_problem(handler, model)
+        if problem is not None:
+            self.log.error(
+                "LDAP login refused for %r: another directory entry now holds the name: "
+                "%s. If the name was given to a new person, delete or rename the old hub "
+                "user %r first (admin page, or DELETE /hub/api/users/%s)",
+                name,
+                problem,
+                name,
+                name,
+            )
+            return "entry_changed", None
+        model["auth_state"][VERIFIED_KEY] = time.time()
+        return "success", model
 
     async def authenticate(
         self, handler: Any, data: dict[str, Any] | None
@@ -725,6 +866,8 @@ class LDAPAuthenticator(Authenticator):
         """
         started = time.perf_counter()
         outcome, model = await self._login(data or {}, _client_address(handler))
+        if model is not None:
+            outcome, model = await self._owned_login(handler, model)
         metrics.LDAP_LOGINS.labels(outcome).inc()
         metrics.LDAP_LOGIN_DURATION.labels(outcome).observe(time.perf_counter() - started)
         return model
@@ -874,27 +1017,40 @@ class LDAPAuthenticator(Authenticator):
             )
 
     async def refresh_user(self, user: Any, handler: Any = None) -> bool | dict[str, Any]:
-        """Re-read identity and groups with the service account.
+        """Re-read identity and groups (JupyterHub calls this every ``auth_refresh_age``).
 
-        Returns False (log in again) when the user is gone from the directory,
-        lost a POSIX attribute or left every allowed group; True when the
-        directory cannot be reached (the session is kept) or no service account
-        is configured; otherwise the updated auth model.
+        With the service account the entry is read again; the refresh is refused
+        (False: log in again) when the person is gone from the directory, lost a
+        POSIX attribute, left every allowed group, or the name now belongs to
+        another entry (another unique id, or DN when either side has none, or
+        another uid number than recorded). Without a service account (direct bind)
+        nothing can be re-read: the refresh is refused once the last password
+        check is older than ``auth_refresh_age``. True when the directory cannot be
+        reached (the session is kept) or no server is configured; otherwise the
+        updated auth model.
+
+        A refused refresh also replaces ``auth_state`` with one that holds no
+        identity (only the record of the entry that owned the name), so no server
+        can start from the stale identity whatever JupyterHub does with the refusal
+        (JupyterHub 6.1+ ignores it on token requests unless
+        ``auth_refresh_strict``), and a later login by another entry is refused.
         """
         name = user.name
-        if not self.search_bind_dn or not self.server_urls:
+        if not self.server_urls:
             metrics.LDAP_REFRESHES.labels("skipped").inc()
             return True
+        state = await user.get_auth_state() if self.enable_auth_state else None
+        record = entry_record(state)
+        if not self.search_bind_dn:
+            return await self._refresh_by_age(user, state, record)
         try:
             identity = await self._in_thread_with_deadline(self.directory.lookup, name)
         except UserNotFoundError as exc:
             self.log.warning("LDAP refresh: %r is gone from the directory (%s)", name, exc)
-            metrics.LDAP_REFRESHES.labels("removed").inc()
-            return False
+            return await self._refuse_refresh(user, record, "removed")
         except IncompleteIdentityError as exc:
             self.log.warning("LDAP refresh: %r lost its POSIX identity: %s", name, exc)
-            metrics.LDAP_REFRESHES.labels("incomplete_identity").inc()
-            return False
+            return await self._refuse_refresh(user, record, "incomplete_identity")
         except DirectoryUnavailableError as exc:
             self.log.warning("LDAP refresh of %r postponed, directory unavailable: %s", name, exc)
             metrics.LDAP_REFRESHES.labels("directory_error").inc()
@@ -909,10 +1065,71 @@ class LDAPAuthenticator(Authenticator):
             )
             metrics.LDAP_REFRESHES.labels("error").inc()
             return True
+        problem = ownership_problem(record, EntryRecord.of(identity))
+        if problem is not None and record is not None:
+            self.log.error(
+                "LDAP refresh refused for %r: another directory entry now holds the name: "
+                "%s (the hub user belongs to %s); its identity is cleared. If the name was "
+                "given to a new person, delete or rename the old hub user first",
+                name,
+                problem,
+                record.describe(),
+            )
+            return await self._refuse_refresh(user, record, "entry_changed")
         model = self._model(identity)
         if not (self.allow_all or self.check_allowed(name, model)):
             self.log.warning("LDAP refresh: %r is no longer allowed; login required", name)
-            metrics.LDAP_REFRESHES.labels("not_allowed").inc()
-            return False
+            return await self._refuse_refresh(user, record, "not_allowed")
+        if state and isinstance(state.get(VERIFIED_KEY), int | float):
+            model["auth_state"][VERIFIED_KEY] = state[VERIFIED_KEY]
         metrics.LDAP_REFRESHES.labels("current").inc()
         return model
+
+    async def _refresh_by_age(
+        self, user: Any, state: dict[str, Any] | None, record: EntryRecord | None
+    ) -> bool:
+        """Direct bind without a service account: the last password check must be recent.
+
+        Nothing can verify the person between logins, so the session lasts
+        ``auth_refresh_age`` seconds from the password check (kept in
+        ``auth_state``, so hub restarts do not extend it).
+        """
+        name = user.name
+        if not self.enable_auth_state:
+            metrics.LDAP_REFRESHES.labels("skipped").inc()
+            return True
+        if not state or CLEARED_KEY in state:
+            metrics.LDAP_REFRESHES.labels("expired").inc()
+            return False
+        verified = state.get(VERIFIED_KEY)
+        age = self.auth_refresh_age
+        if not age:
+            metrics.LDAP_REFRESHES.labels("skipped").inc()
+            return True
+        if isinstance(verified, bool) or not isinstance(verified, int | float):
+            self.log.warning(
+                "LDAP refresh: no password check recorded for %r and no service account "
+                "to re-read the entry; login required",
+                name,
+            )
+            return await self._refuse_refresh(user, record, "expired")
+        elapsed = time.time() - verified
+        if elapsed > age:
+            self.log.warning(
+                "LDAP refresh: %r last gave the password %.0f s ago, more than "
+                "auth_refresh_age (%d s), and there is no service account to re-read the "
+                "entry; login required",
+                name,
+                elapsed,
+                age,
+            )
+            return await self._refuse_refresh(user, record, "expired")
+        metrics.LDAP_REFRESHES.labels("current").inc()
+        return True
+
+    async def _refuse_refresh(self, user: Any, record: EntryRecord | None, outcome: str) -> bool:
+        """Count a refused refresh and clear the identity from ``auth_state``; False."""
+        metrics.LDAP_REFRESHES.labels(outcome).inc()
+        if self.enable_auth_state:
+            await user.save_auth_state(cleared_auth_state(record, outcome))
+        return False
