@@ -16,6 +16,8 @@ import os
 import shlex
 import sys
 
+from jupyterhub.auth import Authenticator
+
 
 def env(name: str, default: str = "") -> str:
     """The variable's value with surrounding blanks removed, or ``default``."""
@@ -73,11 +75,18 @@ c.JupyterHub.spawner_class = "lsst-kube"
 # Stored encrypted: JupyterHub reads the key from JUPYTERHUB_CRYPT_KEY (32 bytes hex,
 # e.g. `openssl rand -hex 32`), which must stay the same across restarts.
 c.Authenticator.enable_auth_state = True
-# Re-read the identity from LDAP before each spawn when it is older than
-# auth_refresh_age, so a changed uid, group or home is used and a removed account
-# cannot start a server.
+# Re-read the identity from LDAP before each spawn, and every auth_refresh_age seconds,
+# so a changed uid, group or home is used. A refresh that finds the person gone, out
+# of every allowed group or replaced by another entry clears the identity from
+# auth_state (the spawner then has nothing to start) and makes them log in again.
 c.Authenticator.refresh_pre_spawn = True
 c.Authenticator.auth_refresh_age = int(env("LSST_HUB_AUTH_REFRESH_AGE", "900"))
+# JupyterHub 6.1+ ignores a refused refresh on API-token requests and admin spawns
+# unless auth_refresh_strict is set: a removed person could keep starting servers
+# with a token. 5.x has no such setting and always refuses (lsst-ldap also makes it
+# its default).
+if "auth_refresh_strict" in Authenticator.class_trait_names():
+    c.Authenticator.auth_refresh_strict = True
 
 # -- Sessions ---------------------------------------------------------------------
 # Logging out stops the user's server: the pod is deleted, the home stays.

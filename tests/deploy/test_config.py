@@ -291,3 +291,22 @@ def test_every_variable_is_documented() -> None:
     documented = set(re.findall(r"`(LSST_HUB_[A-Z_]+)`", ENV_DOC.read_text()))
     assert used, "the config reads no LSST_HUB_* variable?"
     assert used == documented
+
+
+def test_refused_refresh_stops_token_requests_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    # JupyterHub 6.1+ ignores a refused refresh on token requests unless
+    # auth_refresh_strict is set; 5.x always refuses and has no such trait (setting
+    # it there would only draw an "unrecognized option" warning).
+    import yaml
+    from jupyterhub.auth import Authenticator
+
+    exists = "auth_refresh_strict" in Authenticator.class_trait_names()
+    values = yaml.safe_load((ROOT / "helm-values" / "values.yaml").read_text())
+    snippet = values["hub"]["extraConfig"]["lsst-hub-refresh-strict"]
+    from_helm = Config()
+    exec(snippet, {"c": from_helm})  # noqa: S102 -- the chart execs extraConfig the same way
+    for c in (load(monkeypatch, SITE_ENV), from_helm):
+        if exists:
+            assert c.Authenticator.auth_refresh_strict is True
+        else:
+            assert "auth_refresh_strict" not in c.Authenticator
