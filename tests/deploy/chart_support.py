@@ -28,7 +28,9 @@ HELM_VALUES = ROOT / "helm-values"
 CHART = HELM_VALUES / "z2jh" / "chart-4.4.0"
 HUB_IMAGE_PINS = HELM_VALUES / "z2jh" / "hub-image-4.4.0" / "requirements.txt"
 OVERLAY = HELM_VALUES / "values.yaml"
-HELM_BIN = ROOT / ".tools" / "bin" / "helm"
+TOOLS_BIN = ROOT / ".tools" / "bin"
+NODE_BIN = ROOT / ".tools" / "node" / "node_modules" / ".bin"
+HELM_BIN = TOOLS_BIN / "helm"
 RELEASE = "jhub"
 NAMESPACE = "jupyterhub"
 KUBERNETES_VERSION = "1.32.0"
@@ -196,3 +198,69 @@ def lay_out_hub_config(objects: list[Obj], directory: Path, secrets: dict[str, s
         env[f"{prefix}_SERVICE_HOST"] = "127.0.0.1"
         env[f"{prefix}_SERVICE_PORT"] = str(service["spec"]["ports"][0]["port"])
     return env
+
+
+# -- the chart's proxy, run locally ---------------------------------------------------
+
+
+def kubectl_tls_secret(cert: Path, key: Path) -> dict[str, str]:
+    """The Secret the deployment guide's command makes (client-side, no cluster)."""
+    out = subprocess.run(
+        [str(TOOLS_BIN / "kubectl"), "create", "secret", "tls", "lsst-hub-tls",
+         f"--cert={cert}", f"--key={key}", "--dry-run=client", "-o", "yaml"],
+        check=True, capture_output=True, text=True, timeout=60,
+    ).stdout  # fmt: skip
+    secret = yaml.safe_load(out)
+    return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+
+
+def local_chp_command(chart_command: list[str], mount: str, tls_dir: Path, ports: dict[str, int],
+                      hub_url: str) -> list[str]:  # fmt: skip
+    """The chart's CHP command line with local addresses, ports and paths."""
+    flags = {
+        "--ip": "127.0.0.1",
+        "--api-ip": "127.0.0.1",
+        "--api-port": str(ports["api"]),
+        "--port": str(ports["https"]),
+        "--redirect-port": str(ports["http"]),
+        "--redirect-to": str(ports["https"]),
+        "--default-target": hub_url,
+        "--error-target": f"{hub_url}/hub/error",
+    }
+    command = [str(NODE_BIN / "configurable-http-proxy")]
+    for arg in chart_command[1:]:
+        name, _, value = arg.partition("=")
+        if name in flags:
+            value = flags.pop(name)
+        elif name in ("--ssl-key", "--ssl-cert"):
+            value = str(tls_dir / Path(value).relative_to(mount))
+        command.append(f"{name}={value}")
+    assert not flags, f"the chart's command no longer has {sorted(flags)}"
+    return command
+
+
+def site_tls(directory: Path) -> tuple[Path, Path]:
+    """A CA and, signed by it, the site's TLS Secret as the chart mounts it.
+
+    Returns the CA certificate and the directory holding the Secret's keys (``tls.crt``,
+    ``tls.key``), one file each, for a certificate valid for 127.0.0.1 and localhost.
+    """
+    from tests.support.slapd import make_ca, make_server_cert
+
+    ca_crt, ca_key = make_ca(directory, "site-ca")
+    cert, key = make_server_cert(directory, ca_crt, ca_key)
+    tls_dir = directory / "etc-chp-tls"
+    tls_dir.mkdir()
+    for name, text in kubectl_tls_secret(cert, key).items():
+        (tls_dir / name).write_text(text)
+    return ca_crt, tls_dir
+
+
+def chart_proxy_command(
+    objects: list[Obj], tls_dir: Path, ports: dict[str, int], hub_url: str
+) -> list[str]:
+    """The rendered proxy Deployment's CHP command, for 127.0.0.1 (:func:`local_chp_command`)."""
+    proxy = find(objects, "Deployment", "proxy")["spec"]["template"]["spec"]
+    chp = container(proxy, "chp")
+    (mount,) = [m["mountPath"] for m in chp["volumeMounts"]]
+    return local_chp_command(chp["command"], mount, tls_dir, ports, hub_url)

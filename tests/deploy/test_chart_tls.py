@@ -19,7 +19,6 @@ a login that reached it would succeed, so a refused one shows it never arrived.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 import secrets
@@ -39,13 +38,15 @@ import yaml
 from tests.deploy.chart_support import (
     HELM_VALUES,
     KUBERNETES_VERSION,
+    ROOT,
+    TOOLS_BIN,
+    chart_proxy_command,
     chart_values,
-    container,
     find,
     render,
+    site_tls,
 )
-from tests.support.hub_fixtures import NODE_BIN, REPO, TOOLS_BIN
-from tests.support.slapd import free_port, make_ca, make_server_cert
+from tests.support.slapd import free_port
 
 # -- the documented variants, rendered ---------------------------------------------
 
@@ -83,42 +84,6 @@ def test_offload_variant_closes_port_80() -> None:
 # -- the default, run: configurable-http-proxy with the chart's flags ---------------
 
 
-def kubectl_tls_secret(cert: Path, key: Path) -> dict[str, str]:
-    """The Secret the deployment guide's command makes (client-side, no cluster)."""
-    out = subprocess.run(
-        [str(TOOLS_BIN / "kubectl"), "create", "secret", "tls", "lsst-hub-tls",
-         f"--cert={cert}", f"--key={key}", "--dry-run=client", "-o", "yaml"],
-        check=True, capture_output=True, text=True, timeout=60,
-    ).stdout  # fmt: skip
-    secret = yaml.safe_load(out)
-    return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
-
-
-def local_chp_command(chart_command: list[str], mount: str, tls_dir: Path, ports: dict[str, int],
-                      hub_url: str) -> list[str]:  # fmt: skip
-    """The chart's CHP command line with local addresses, ports and paths."""
-    flags = {
-        "--ip": "127.0.0.1",
-        "--api-ip": "127.0.0.1",
-        "--api-port": str(ports["api"]),
-        "--port": str(ports["https"]),
-        "--redirect-port": str(ports["http"]),
-        "--redirect-to": str(ports["https"]),
-        "--default-target": hub_url,
-        "--error-target": f"{hub_url}/hub/error",
-    }
-    command = [str(NODE_BIN / "configurable-http-proxy")]
-    for arg in chart_command[1:]:
-        name, _, value = arg.partition("=")
-        if name in flags:
-            value = flags.pop(name)
-        elif name in ("--ssl-key", "--ssl-cert"):
-            value = str(tls_dir / Path(value).relative_to(mount))
-        command.append(f"{name}={value}")
-    assert not flags, f"the chart's command no longer has {sorted(flags)}"
-    return command
-
-
 @dataclass
 class TLSHub:
     https_url: str
@@ -144,18 +109,7 @@ def wait_until(check: object, what: str, processes: list[subprocess.Popen[bytes]
 @pytest.fixture(scope="module")
 def tls_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSHub]:
     tmp_path = tmp_path_factory.mktemp("tls-hub")
-    objects = render()
-    proxy_spec = find(objects, "Deployment", "proxy")["spec"]["template"]["spec"]
-    chp = container(proxy_spec, "chp")
-    (mount,) = [m["mountPath"] for m in chp["volumeMounts"]]
-
-    ca_crt, ca_key = make_ca(tmp_path, "site-ca")
-    cert, key = make_server_cert(tmp_path, ca_crt, ca_key)
-    tls_dir = tmp_path / "etc-chp-tls"  # the Secret's keys, one file each
-    tls_dir.mkdir()
-    for name, text in kubectl_tls_secret(cert, key).items():
-        (tls_dir / name).write_text(text)
-
+    ca_crt, tls_dir = site_tls(tmp_path)
     ports = {"https": free_port(), "http": free_port(), "api": free_port()}
     hub_port = free_port()
     hub_url = f"http://127.0.0.1:{hub_port}"
@@ -164,7 +118,7 @@ def tls_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSHub]:
     log = tmp_path / "hub-and-proxy.log"
     processes: list[subprocess.Popen[bytes]] = []
     with log.open("wb") as out:
-        chp_command = local_chp_command(chp["command"], mount, tls_dir, ports, hub_url)
+        chp_command = chart_proxy_command(render(), tls_dir, ports, hub_url)
         processes.append(
             subprocess.Popen(
                 chp_command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -184,7 +138,7 @@ c.JupyterHub.db_url = "sqlite:///{tmp_path / "jupyterhub.sqlite"}"
 c.JupyterHub.cookie_secret_file = "{tmp_path / "cookie_secret"}"
 """
         )
-        hub_env = {**env, "PATH": f"{TOOLS_BIN}:{env['PATH']}", "PYTHONPATH": str(REPO)}
+        hub_env = {**env, "PATH": f"{TOOLS_BIN}:{env['PATH']}", "PYTHONPATH": str(ROOT)}
         processes.append(
             subprocess.Popen(
                 [sys.executable, "-m", "jupyterhub", "-f", str(config)],
