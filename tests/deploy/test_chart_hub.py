@@ -11,7 +11,9 @@ Dockerfile installs it). The proxy is configurable-http-proxy with the chart's c
 line, TLS from the site's Secret. Kubernetes is the devcluster with RBAC enforced (the
 chart's hub Role and ``helm-values/cluster-rbac.yaml``), LDAP a real slapd over TLS.
 A person logs in over HTTPS, starts a server (a pod running as them, on the least-loaded
-node, with their home mounted), and logs out, which stops it.
+node, with their home mounted), and logs out, which stops it. Twice: with the hub's
+database in sqlite (the chart's default) and in PostgreSQL (``helm-values/db-postgres.yaml``,
+a real server started on loopback, :mod:`tests.deploy.postgres_support`).
 
 Changed from the pod, and nothing else:
 
@@ -22,7 +24,8 @@ Changed from the pod, and nothing else:
 - Kubernetes access: a kubeconfig with the hub ServiceAccount's token instead of the
   in-cluster one; the LDAP CA file is the test CA's path instead of the ConfigMap mount;
 - the notebook command (``singleuser.cmd``): a shell that records its uid in the home
-  and answers HTTP (no notebook image here).
+  and answers HTTP (no notebook image here);
+- with PostgreSQL, ``hub.db.url`` names the local server.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import requests
 
 from scripts.demo import PEOPLE, Demo
 from tests.deploy.chart_support import (
+    HELM_VALUES,
     chart_proxy_command,
     find,
     lay_out_hub_config,
@@ -50,6 +54,7 @@ from tests.deploy.chart_support import (
 )
 from tests.deploy.demo_support import demo_state_dir
 from tests.deploy.hub_image_support import HubEnv
+from tests.deploy.postgres_support import Postgres, postgres_bin, start_postgres
 from tests.support.slapd import GROUPS_DN, PEOPLE_DN, SVC_DN, SVC_PW, free_port
 
 pytestmark = [
@@ -143,7 +148,30 @@ def filler_pod(name: str, node: str) -> dict[str, Any]:
     }
 
 
+@pytest.fixture
+def postgres() -> Iterator[Postgres]:
+    if postgres_bin() is None:
+        pytest.fail("PostgreSQL is not installed: scripts/setup.sh installs Debian's postgresql")
+    server = start_postgres()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def test_login_spawn_logout_through_the_chart_config(site: Demo, hub_image_env: HubEnv) -> None:
+    run_chart_hub(site, hub_image_env)
+
+
+def test_the_same_with_the_hub_database_in_postgres(
+    site: Demo, hub_image_env: HubEnv, postgres: Postgres
+) -> None:
+    run_chart_hub(site, hub_image_env, postgres)
+    # The hub kept its state there: the person, and no sqlite file beside it.
+    assert postgres.sql("SELECT name FROM users") == "alice\n"
+
+
+def run_chart_hub(site: Demo, hub_image_env: HubEnv, postgres: Postgres | None = None) -> None:
     assert site.slapd is not None
     work = site.state / "chart-hub"
     work.mkdir()
@@ -157,9 +185,16 @@ def test_login_spawn_logout_through_the_chart_config(site: Demo, hub_image_env: 
             api_port=ports["api"], server=SERVER,
         )
     )  # fmt: skip
-    objects = render(local)
+    site_secrets = {"lsst-hub-ldap/password": SVC_PW}
+    files = [local]
+    if postgres is not None:
+        db = work / "local-db.yaml"
+        db.write_text(f"hub:\n  db:\n    url: {postgres.url}\n")
+        files = [HELM_VALUES / "db-postgres.yaml", local, db]
+        site_secrets["lsst-hub-db/password"] = postgres.password
+    objects = render(*files)
     config_dir = work / "usr-local-etc-jupyterhub"
-    env = lay_out_hub_config(objects, config_dir, {"lsst-hub-ldap/password": SVC_PW})
+    env = lay_out_hub_config(objects, config_dir, site_secrets)
     token = secret_data(find(objects, "Secret", "hub"))["hub.services.test-admin.apiToken"]
     ca, tls_dir = site_tls(work)
     env.update(
@@ -197,6 +232,7 @@ def test_login_spawn_logout_through_the_chart_config(site: Demo, hub_image_env: 
             log,
         )
         run_the_session(site, https, ca, token, log)
+        assert (srv / "jupyterhub.sqlite").exists() is (postgres is None)
     finally:
         for process in reversed(processes):
             with contextlib.suppress(ProcessLookupError):

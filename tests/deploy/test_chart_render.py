@@ -335,3 +335,19 @@ def test_idle_culler_is_on() -> None:
     assert cull["timeout"] == 3600
     assert cull["every"] == 300
     assert cull["users"] is False  # stops servers; never deletes users
+
+
+def test_postgres_variant_takes_the_password_from_a_secret() -> None:
+    objects = render(HELM_VALUES / "db-postgres.yaml")
+    values = chart_values(objects)["hub"]["db"]
+    assert values["type"] == "postgres"
+    assert values["url"].startswith("postgresql://")
+    assert values.get("password") is None  # never in the values (nor the chart's Secret)
+    pod = find(objects, "Deployment", "hub")["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in container(pod, "hub")["env"]}
+    ref = env["PGPASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert (ref["name"], ref["key"]) == ("lsst-hub-db", "password")
+    assert "LSST_HUB_LDAP_SEARCH_PASSWORD" in env  # merged with the overlay's, not replaced
+    # No sqlite claim for the hub.
+    assert not [o for o in objects if o["kind"] == "PersistentVolumeClaim"]
+    assert "hub.db.password" not in secret_data(find(objects, "Secret", "hub"))
