@@ -7,9 +7,14 @@ server the REST API lists is *active*: ready, or pending (spawning, stopping,
 or being checked by a hub that has just started), which is what the orphan
 rule needs: a pending spawn is known.
 
+With the ``admin:server_state`` scope the hub also shows each server's spawner
+state, where KubeSpawner records the server's pod: a server whose user was
+renamed while it ran is still known by its pod (:class:`.reconcile.KnownServers`).
+The REST API only reads state; no endpoint writes it.
+
 Every answer that could make a live server look unknown is an error here, never
-an empty set: a token that cannot see every user's servers, a page that does
-not parse, an HTTP error. The caller then deletes nothing.
+an empty set: a token that cannot see every user's servers or their state, a
+page that does not parse, an HTTP error. The caller then deletes nothing.
 """
 
 from __future__ import annotations
@@ -21,12 +26,13 @@ from urllib.parse import quote
 
 import aiohttp
 
-from .reconcile import ServerKey
+from .reconcile import KnownServers, ServerKey, pod_of_state
 
 __all__ = ["REQUIRED_SCOPES", "HubAPI", "HubAPIError"]
 
-#: The scopes the service's token needs, unfiltered: every user, every server.
-REQUIRED_SCOPES = ("list:users", "read:servers")
+#: The scopes the service's token needs, unfiltered: every user, every server, and
+#: the servers' state (which names their pods; the REST API only reads it).
+REQUIRED_SCOPES = ("list:users", "read:servers", "admin:server_state")
 _PAGINATION = "application/jupyterhub-pagination+json"
 
 
@@ -96,11 +102,11 @@ class HubAPI:
             raise HubAPIError(f"GET {url}: the answer is not JSON: {body[:300]!r}") from None
 
     async def check_scopes(self) -> None:
-        """Refuse to go on unless the token sees every user's servers.
+        """Refuse to go on unless the token sees every user's servers and their state.
 
-        A role limited to some users (``list:users!group=...``) or without
-        ``read:servers`` would make running servers look unknown, and their
-        pods would be deleted.
+        A role limited to some users (``list:users!group=...``), without
+        ``read:servers`` or without ``admin:server_state`` would make running
+        servers (or a renamed user's) look unknown, and their pods would be deleted.
         """
         me = await self.get("user")
         scopes = set((me or {}).get("scopes") or [])
@@ -112,10 +118,10 @@ class HubAPI:
                 "c.JupyterHub.load_roles"
             )
 
-    async def known_servers(self) -> set[ServerKey]:
-        """Every (user, server name) the hub has as ready or pending."""
+    async def known_servers(self) -> KnownServers:
+        """Every server the hub has as ready or pending, with the pod it records."""
         await self.check_scopes()
-        known: set[ServerKey] = set()
+        known = KnownServers()
         offset = 0
         while True:
             page = await self.get(
@@ -125,7 +131,7 @@ class HubAPI:
             if not isinstance(page, Mapping) or not isinstance(page.get("items"), list):
                 raise HubAPIError(f"GET users: unexpected answer {str(page)[:300]}")
             for user in page["items"]:
-                known.update(_servers_of(user))
+                known = known | _servers_of(user)
             following = (page.get("_pagination") or {}).get("next")
             if not following:
                 return known
@@ -141,12 +147,24 @@ class HubAPI:
         model = await self.get(f"users/{quote(key[0], safe='')}")
         if model is None:
             return False
-        return key in _servers_of(model)
+        return key in _servers_of(model).servers
 
 
-def _servers_of(user: Mapping[str, Any]) -> set[ServerKey]:
+def _servers_of(user: Mapping[str, Any]) -> KnownServers:
     if "servers" not in user:
         # Without read:servers the hub leaves the key out: never read that as "none".
         raise HubAPIError(f"the hub did not list the servers of {user.get('name')!r}")
     name = str(user["name"])
-    return {(name, str(server or "")) for server in user["servers"] or {}}
+    servers = user["servers"] or {}
+    pods: set[tuple[str, str]] = set()
+    for server_name, model in servers.items():
+        if not isinstance(model, Mapping) or "state" not in model:
+            # Without admin:server_state the hub leaves the state out.
+            raise HubAPIError(f"the hub did not show the state of {name}/{server_name}")
+        pod = pod_of_state(model["state"])
+        if pod is not None:
+            pods.add(pod)
+    return KnownServers(
+        servers=frozenset((name, str(server or "")) for server in servers),
+        pods=frozenset(pods),
+    )

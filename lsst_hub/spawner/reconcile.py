@@ -14,6 +14,20 @@ the pod would look like an orphan. Each orphan is deleted with its ``uid`` as a
 precondition, so a new pod of the same name (the person started again in
 between) is never the one deleted.
 
+A server is known by its (user, server name) *and* by the pod its spawner
+records in its state (KubeSpawner keeps ``pod_name`` there so that a server
+keeps its pod when names change): renaming a user while their server runs
+changes the first, not the second, so the pod stays known
+(:class:`KnownServers`). When a pass finds suspects, it asks the hub a second
+time and keeps any suspect known by then (a page of users that shifted while
+it was read, a server registered meanwhile).
+
+Which pods are "this hub's" is the label ``lsst-hub/instance``. Its default
+(:func:`default_instance`) differs per hub: it is derived from the hub's API URL,
+which the spawner reads from the hub and the hub gives its managed services as
+``JUPYTERHUB_API_URL``, so two hubs in one namespace that keep the default
+never take each other's pods for orphans.
+
 Two callers:
 
 - :mod:`.reconcile_service`, a JupyterHub managed service the hub starts with
@@ -26,8 +40,10 @@ Two callers:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .kube import Kube, KubeConflictError, KubeNotFoundError
@@ -35,9 +51,12 @@ from .kube import Kube, KubeConflictError, KubeNotFoundError
 __all__ = [
     "COMPONENT",
     "INSTANCE_LABEL",
+    "KnownServers",
     "ServerKey",
+    "default_instance",
     "delete_listed_pod",
     "known_servers_from_db",
+    "pod_of_state",
     "reconcile",
     "select_orphans",
 ]
@@ -49,6 +68,63 @@ INSTANCE_LABEL = "lsst-hub/instance"
 COMPONENT = "singleuser-server"
 #: (username, server name), the server name being "" for the default server.
 ServerKey = tuple[str, str]
+
+
+def default_instance(hub_api_url: str) -> str:
+    """The default ``hub_instance`` of the hub whose API is at ``hub_api_url``.
+
+    ``jupyterhub-`` and 10 hex digits of the URL's SHA-256: the same in the
+    spawner (``Hub.api_url``) and in the orphan service (``JUPYTERHUB_API_URL``,
+    which JupyterHub sets to that URL), different for two hubs sharing a
+    namespace (their pods and services reach them at different addresses).
+    """
+    digest = hashlib.sha256(hub_api_url.rstrip("/").encode()).hexdigest()
+    return f"jupyterhub-{digest[:10]}"
+
+
+@dataclass(frozen=True)
+class KnownServers:
+    """The servers a hub has as running or pending.
+
+    Parameters
+    ----------
+    servers
+        Their (username, server name).
+    pods
+        The (namespace, pod name) each one's spawner state records, where it
+        records one: the same pod after the user was renamed.
+    """
+
+    servers: frozenset[ServerKey] = frozenset()
+    pods: frozenset[tuple[str, str]] = frozenset()
+
+    @classmethod
+    def of(cls, known: KnownServers | Iterable[ServerKey]) -> KnownServers:
+        """``known`` itself, or a set of server keys without pod names."""
+        if isinstance(known, KnownServers):
+            return known
+        return cls(servers=frozenset(known))
+
+    def __or__(self, other: KnownServers) -> KnownServers:
+        return KnownServers(self.servers | other.servers, self.pods | other.pods)
+
+    def knows(self, pod: Mapping[str, Any]) -> bool:
+        """Whether ``pod`` belongs to one of these servers (by name or by pod)."""
+        meta = pod.get("metadata") or {}
+        if (str(meta.get("namespace") or ""), str(meta.get("name") or "")) in self.pods:
+            return True
+        server = pod_server(pod)
+        return server is not None and server in self.servers
+
+
+def pod_of_state(state: Mapping[str, Any] | None) -> tuple[str, str] | None:
+    """(namespace, pod name) a KubeSpawner state records, if it records both."""
+    if not isinstance(state, Mapping):
+        return None
+    name, namespace = state.get("pod_name"), state.get("namespace")
+    if isinstance(name, str) and name and isinstance(namespace, str) and namespace:
+        return namespace, name
+    return None
 
 
 def pod_server(pod: Mapping[str, Any]) -> ServerKey | None:
@@ -64,15 +140,19 @@ def pod_server(pod: Mapping[str, Any]) -> ServerKey | None:
 
 
 def select_orphans(
-    pods: Iterable[Mapping[str, Any]], known: Iterable[ServerKey], instance: str
+    pods: Iterable[Mapping[str, Any]],
+    known: KnownServers | Iterable[ServerKey],
+    instance: str,
 ) -> list[str]:
     """Names of the pods to delete: ours, not being deleted, server unknown.
 
     A pod is "ours" only with ``lsst-hub/instance=<instance>`` and
     ``component=singleuser-server`` and KubeSpawner's username annotation; any
-    other pod (another hub's, an admin's, unlabelled) is never selected.
+    other pod (another hub's, an admin's, unlabelled) is never selected. A
+    pod is known when its (user, server) is, or when a known server's state
+    names it (:class:`KnownServers`).
     """
-    known_set = set(known)
+    known_servers = KnownServers.of(known)
     out: list[str] = []
     for pod in pods:
         meta = pod.get("metadata") or {}
@@ -81,29 +161,37 @@ def select_orphans(
             continue
         if meta.get("deletionTimestamp"):
             continue
-        server = pod_server(pod)
-        if server is None or server in known_set:
+        if pod_server(pod) is None or known_servers.knows(pod):
             continue
         out.append(str(meta["name"]))
     return sorted(out)
 
 
-def known_servers_from_db(db: Any) -> set[ServerKey]:
+def known_servers_from_db(db: Any) -> KnownServers:
     """Servers the hub's database says are running or starting.
 
     ``db`` is JupyterHub's SQLAlchemy session (``spawner.db``). A spawn sets
-    ``Spawner.server`` before it calls the spawner, so pending spawns count.
+    ``Spawner.server`` before it calls the spawner, so pending spawns count;
+    the hub stores a started server's state (its pod) once the spawner's
+    start has returned.
     """
     from jupyterhub import orm
 
     rows = db.query(orm.Spawner).filter(orm.Spawner.server_id.isnot(None)).all()
-    return {(row.user.name, row.name or "") for row in rows}
+    pods = {pod for pod in (pod_of_state(row.state) for row in rows) if pod is not None}
+    return KnownServers(
+        servers=frozenset((row.user.name, row.name or "") for row in rows),
+        pods=frozenset(pods),
+    )
+
+
+Known = KnownServers | Iterable[ServerKey]
 
 
 async def reconcile(
     kube: Kube,
     instance: str,
-    known_servers: Callable[[], Awaitable[Iterable[ServerKey]] | Iterable[ServerKey]],
+    known_servers: Callable[[], Awaitable[Known] | Known],
     *,
     grace_seconds: int | None = None,
     confirm: Callable[[ServerKey], Awaitable[bool]] | None = None,
@@ -111,18 +199,29 @@ async def reconcile(
     """Delete this hub's orphan pods in ``kube.namespace``; return their names.
 
     Pods are listed before ``known_servers`` is called; see the module text.
-    ``confirm(server)``, if given, is awaited for each suspected orphan just
-    before it is deleted and must return True for the deletion to go ahead
-    (whether the server is *still* unknown). Only pods are deleted, never
-    claims or volumes; a pod already gone or replaced meanwhile is skipped.
+    When there are suspects, ``known_servers`` is called once more and any
+    suspect known by then is kept. ``confirm(server)``, if given, is awaited
+    for each remaining suspect just before it is deleted and must return True
+    for the deletion to go ahead (whether the server is *still* unknown). Only
+    pods are deleted, never claims or volumes; a pod already gone or replaced
+    meanwhile is skipped.
     """
+
+    async def ask() -> KnownServers:
+        answer = known_servers()
+        if isinstance(answer, Awaitable):
+            answer = await answer
+        return KnownServers.of(answer)
+
     pods = await kube.list_pods(f"{INSTANCE_LABEL}={instance},component={COMPONENT}")
-    known = known_servers()
-    if isinstance(known, Awaitable):
-        known = await known
+    suspects = select_orphans(pods, await ask(), instance)
+    if suspects:
+        suspects = select_orphans(
+            [p for p in pods if str(p["metadata"]["name"]) in suspects], await ask(), instance
+        )
     by_name = {str(pod["metadata"]["name"]): pod for pod in pods}
     deleted: list[str] = []
-    for name in select_orphans(pods, known, instance):
+    for name in suspects:
         pod = by_name[name]
         server = pod_server(pod)
         if confirm is not None and server is not None and not await confirm(server):

@@ -12,7 +12,9 @@ and the next pass tries again; a failure never makes a pod look like an orphan
 (each is confirmed with the hub just before it is deleted).
 
 Add it to ``jupyterhub_config.py`` with one line (the namespace and instance
-name must be the spawner's; by default they are read from ``c.LSSTSpawner``)::
+name must be the spawner's; by default they are read from ``c.LSSTSpawner``, and
+an instance name left at its default is derived from the hub's API URL on both
+sides, :func:`.reconcile.default_instance`)::
 
     from lsst_hub.spawner.reconcile_service import configure_service
     configure_service(c)  # after the c.LSSTSpawner.namespace / hub_instance lines
@@ -40,15 +42,25 @@ from traitlets.config import Application
 
 from .hub_api import REQUIRED_SCOPES, HubAPI, HubAPIError
 from .kube import Kube, KubeError
-from .reconcile import reconcile
+from .reconcile import default_instance, reconcile
 
-__all__ = ["SERVICE_NAME", "ReconcileService", "configure_service", "main", "service_config"]
+__all__ = [
+    "INSTANCE_ENV",
+    "SERVICE_NAME",
+    "ReconcileService",
+    "configure_service",
+    "main",
+    "service_config",
+]
 
 #: The service's default name in ``c.JupyterHub.services``.
 SERVICE_NAME = "lsst-orphan-pods"
 #: What the service process needs from the hub's environment to reach Kubernetes
 #: (JupyterHub passes only a few variables on to managed services).
 KUBE_ENV = ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")
+#: The spawner's default instance name, as the hub computes it for the service (see
+#: :func:`service_config`); it wins over one derived from ``JUPYTERHUB_API_URL``.
+INSTANCE_ENV = "LSST_HUB_INSTANCE_LABEL"
 _SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 log = logging.getLogger(__name__)
@@ -69,7 +81,13 @@ class ReconcileService(Application):
         "jupyterhub",
         config=True,
         help="""The spawner's ``hub_instance``: only pods labelled
-        ``lsst-hub/instance=<hub_instance>`` are ever considered.""",
+        ``lsst-hub/instance=<hub_instance>`` are ever considered.
+
+        Default: the spawner's default, which ``configure_service`` has the hub
+        compute from its own API URL (``jupyterhub-`` and a hash) and pass as
+        ``$LSST_HUB_INSTANCE_LABEL``; without it, derived the same way from
+        :attr:`hub_api_url`. Run by hand against another URL (a port forward),
+        give the spawner's value (the pods' ``lsst-hub/instance`` label).""",
     )
     interval = Float(
         300.0,
@@ -145,6 +163,12 @@ class ReconcileService(Application):
     @default("hub_api_url")
     def _default_hub_api_url(self) -> str:
         return os.environ.get("JUPYTERHUB_API_URL", "")
+
+    @default("hub_instance")
+    def _default_hub_instance(self) -> str:
+        if os.environ.get(INSTANCE_ENV):
+            return os.environ[INSTANCE_ENV]
+        return default_instance(self.hub_api_url) if self.hub_api_url else "jupyterhub"
 
     @default("hub_api_token")
     def _default_hub_api_token(self) -> str:
@@ -279,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 def service_config(
     *,
     namespace: str | None = None,
-    hub_instance: str = "jupyterhub",
+    hub_instance: str | None = None,
     interval: float = 300.0,
     grace_seconds: int | None = None,
     name: str = SERVICE_NAME,
@@ -291,8 +315,10 @@ def service_config(
     Parameters
     ----------
     namespace, hub_instance
-        The spawner's ``namespace`` and ``hub_instance`` (no namespace: the
-        service's own default, the namespace it runs in, as KubeSpawner's).
+        The spawner's ``namespace`` and ``hub_instance`` (None: the service's
+        own defaults, which match the spawner's: the namespace it runs in, as
+        KubeSpawner's, and the spawner's default instance, which the hub
+        computes for the service through its environment).
     interval
         Seconds between passes after the one at start.
     grace_seconds
@@ -311,17 +337,23 @@ def service_config(
         ``{"service": {...}, "role": {...}}``.
     """
     environ = os.environ if environ is None else environ
+    environment: dict[str, Any] = {key: environ[key] for key in KUBE_ENV if environ.get(key)}
     command = [python, "-m", "lsst_hub.spawner.reconcile_service"]
     if namespace:
         command.append(f"--namespace={namespace}")
-    command.append(f"--hub-instance={hub_instance}")
+    if hub_instance:
+        command.append(f"--hub-instance={hub_instance}")
+    else:
+        # The hub calls this with the service's spawner, whose hub is the spawners' hub:
+        # the very URL the spawner's default comes from, whatever URL the service uses.
+        environment[INSTANCE_ENV] = _hub_default_instance
     command.append(f"--interval={interval:g}")
     if grace_seconds is not None:
         command.append(f"--grace-seconds={int(grace_seconds)}")
     service = {
         "name": name,
         "command": command,
-        "environment": {key: environ[key] for key in KUBE_ENV if environ.get(key)},
+        "environment": environment,
     }
     role = {
         "name": name,
@@ -332,13 +364,18 @@ def service_config(
     return {"service": service, "role": role}
 
 
+def _hub_default_instance(service_spawner: Any) -> str:
+    """``LSSTSpawner``'s default ``hub_instance`` on the hub starting the service."""
+    return default_instance(str(service_spawner.hub.api_url))
+
+
 def configure_service(c: Any, **options: Any) -> None:
     """Add the service and its role to a JupyterHub config ``c``.
 
     ``options`` are :func:`service_config`'s; ``namespace`` and ``hub_instance``
     default to the values already set as ``c.LSSTSpawner.namespace`` /
     ``c.LSSTSpawner.hub_instance``, so the service looks where the spawner puts
-    its pods.
+    its pods (unset, both sides use the same defaults).
     """
     spawner = c.LSSTSpawner
     for key in ("namespace", "hub_instance"):

@@ -19,24 +19,56 @@ from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from kubespawner.slugs import is_valid_label
 from tornado import web
-from traitlets import Bool, Dict, Enum, Float, List, Unicode, default, validate
+from traitlets import (
+    Bool,
+    Dict,
+    Enum,
+    Float,
+    Integer,
+    List,
+    Set,
+    TraitError,
+    Unicode,
+    default,
+    validate,
+)
 
-from ..identity import Identity, IdentityError
+from ..identity import (
+    DEFAULT_MIN_GID,
+    DEFAULT_MIN_UID,
+    DEFAULT_REFUSED_GIDS,
+    Identity,
+    IdentityError,
+    id_problems,
+)
 from . import builders
 from .kube import HomeVolumeError, Kube, KubeError, map_api_exception
 from .paths import (
     HomePathError,
+    check_home_owner,
+    check_home_pattern,
+    default_home_pattern,
+    expand_placeholders,
     home_relative_to,
     safe_name,
     validate_home,
     validate_mount_path,
 )
-from .reconcile import INSTANCE_LABEL, known_servers_from_db, reconcile
+from .reconcile import (
+    INSTANCE_LABEL,
+    KnownServers,
+    default_instance,
+    known_servers_from_db,
+    reconcile,
+)
 from .status import pod_finished, unschedulable_reason
 
 __all__ = ["LSSTSpawner", "SpawnError"]
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "lsst-hub"}
+#: Zero to JupyterHub's name for the init container of
+#: ``singleuser.cloudMetadata.blockWithIptables``.
+Z2JH_METADATA_BLOCKER = "block-cloud-metadata"
 
 
 class SpawnError(web.HTTPError):
@@ -64,21 +96,33 @@ class _JSON:
         self.data = json.dumps(obj)
 
 
+def _plain(entry: Any) -> dict[str, Any]:
+    """A configured container as a dict (client models give snake_case keys)."""
+    if isinstance(entry, dict):
+        return entry
+    to_dict = getattr(entry, "to_dict", None)
+    return dict(to_dict()) if callable(to_dict) else {}
+
+
 class LSSTSpawner(KubeSpawner):
     """KubeSpawner for LDAP + GPFS sites.
 
     A start reads the person's POSIX identity from ``auth_state`` (refusing
-    without one), checks the home directory against :attr:`allowed_home_roots`,
-    makes sure the home volume exists, is theirs and is bound, chooses the
-    least-loaded node (:attr:`placement_strategy`) and then lets KubeSpawner
-    create a pod that runs as the person (Pod Security "restricted"), pinned to
-    that node, with the home mounted and as working directory. A pod the
+    without one, and root or system ids: :attr:`min_uid`, :attr:`min_gid`,
+    :attr:`refused_gids`), checks that the home directory is the person's
+    (:attr:`allowed_home_roots`, :attr:`home_directory_pattern`), refuses
+    configured containers that need privileges (``init_containers``,
+    ``extra_containers``), makes sure the home volume exists, is theirs and is
+    bound, chooses the least-loaded node (:attr:`placement_strategy`) and then
+    lets KubeSpawner create a pod that runs as the person (Pod Security
+    "restricted"), pinned to that node, with the home mounted and as working
+    directory. A pod the
     scheduler refuses is placed once more elsewhere; nothing that fits, or a
     second refusal, fails the spawn at once with the reason (:class:`SpawnError`).
     The node choice honours KubeSpawner's ``node_selector``, ``tolerations`` and
     ``node_affinity_required``. An admin's ``modify_pod_hook`` may change the pod,
-    but not its identity: a pod that would no longer run as the person, with the
-    home mounted, on the chosen node is refused
+    but not its identity: a pod that would no longer run as the person, confined,
+    with only the person's home, on the chosen node is refused
     (:func:`.builders.pod_violations`).
 
     Every way a session ends (stop, logout, culling, the server exiting) deletes
@@ -125,8 +169,16 @@ class LSSTSpawner(KubeSpawner):
 
         The orphan-pod service (``python -m lsst_hub.spawner.reconcile_service``,
         added by ``configure_service(c)``) deletes pods carrying this name whose
-        server the hub no longer knows, at hub start and then periodically; give
-        each hub sharing a namespace a different name, and the service the same one.""",
+        server the hub no longer knows, at hub start and then periodically.
+
+        Default: ``jupyterhub-`` and a hash of the hub's API URL
+        (:func:`lsst_hub.spawner.reconcile.default_instance`), which differs
+        between hubs sharing a namespace, so hubs that keep the default never
+        delete each other's pods. ``configure_service`` has the hub hand the same
+        value to the service. Setting it explicitly (``configure_service`` passes
+        it on) keeps the label stable when the hub's URL changes; each hub in a
+        namespace needs its own. Changing it, or the URL while it is unset,
+        leaves pods labelled with the old value to the admin.""",
     )
     reconcile_orphans = Bool(
         True,
@@ -146,6 +198,52 @@ class LSSTSpawner(KubeSpawner):
 
         A home outside them, the root itself, a relative path or one with ``..``
         is refused: the spawn fails rather than mount the wrong directory.""",
+    )
+    home_directory_pattern = Unicode(
+        config=True,
+        help=r"""A regular expression a home directory must match, as a whole, to be
+        its person's: ``{username}`` in it stands for the username (escaped, so it
+        matches literally) and ``{uid}`` for the uidNumber; one of them must appear.
+        It is matched against the normalised home (no ``.``, ``..``, repeated or
+        trailing ``/``), after the :attr:`allowed_home_roots` check.
+
+        Default: ``(?:<root>|...)/{username}`` over :attr:`allowed_home_roots`,
+        i.e. the home is directly below a root and named exactly like the person,
+        so another person's home, or a directory inside it, is refused. A site
+        with homes by initial sets e.g. ``/gpfs/home/[a-z]/{username}``; the
+        pattern must not let a home lie inside another person's home.
+
+        A hostPath home (the default :attr:`home_pv_source`) is mounted by the
+        kubelet, as root, following symbolic links: a home that is a symlink,
+        or below a directory its person can rename or replace, can be pointed
+        at another directory of the node or of another person. Keep
+        :attr:`allowed_home_roots` owned by root and not writable by people,
+        and homes real directories. With ``home_volume_mode = "shared-claim"``
+        the home is a ``subPath`` of one claim; the kubelet resolves a subPath
+        symlink only if it stays inside that claim's volume (so not on the node),
+        but a link to another home inside the claim is still followed: the same
+        advice holds.""",
+    )
+    min_uid = Integer(
+        DEFAULT_MIN_UID,
+        config=True,
+        help="""Lowest uidNumber a server runs as; a person below it (root, system
+        accounts) gets no server, and the final pod check refuses any container
+        running below it. At least 1: root is never allowed.""",
+    )
+    min_gid = Integer(
+        DEFAULT_MIN_GID,
+        config=True,
+        help="""Lowest primary gidNumber a server runs with (like :attr:`min_uid`).
+        At least 1.""",
+    )
+    refused_gids = Set(
+        Integer(),
+        default_value=set(DEFAULT_REFUSED_GIDS),
+        config=True,
+        help="""Group ids never given to a server, as primary or supplementary group
+        or fsGroup (default: root's group 0); a person in one gets no server. A
+        negative group id is always refused.""",
     )
     home_volume_mode = Enum(
         ["per-user-pv", "shared-claim"],
@@ -250,6 +348,29 @@ class LSSTSpawner(KubeSpawner):
             raise ValueError(f"hub_instance {value!r} is not a valid Kubernetes label value")
         return value
 
+    @default("hub_instance")
+    def _default_hub_instance(self) -> str:
+        api_url = getattr(self.hub, "api_url", None)
+        return default_instance(str(api_url)) if api_url else "jupyterhub"
+
+    @default("home_directory_pattern")
+    def _default_home_directory_pattern(self) -> str:
+        return default_home_pattern(self.allowed_home_roots)
+
+    @validate("home_directory_pattern")
+    def _validate_home_directory_pattern(self, proposal: Any) -> str:
+        try:
+            return check_home_pattern(str(proposal.value))
+        except ValueError as exc:
+            raise TraitError(str(exc)) from None
+
+    @validate("min_uid", "min_gid")
+    def _validate_min_id(self, proposal: Any) -> int:
+        value = int(proposal.value)
+        if value < 1:
+            raise TraitError(f"{proposal.trait.name} must be at least 1 (root is never allowed)")
+        return value
+
     # -- state of one spawn -----------------------------------------------------------
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -280,8 +401,10 @@ class LSSTSpawner(KubeSpawner):
         Raises
         ------
         SpawnError
-            Without a usable auth_state, saying what the admin must configure;
-            there is no fallback to root or the image's user.
+            Without a usable auth_state, saying what the admin must configure
+            (there is no fallback to root or the image's user), or for an
+            identity with a uid/gid below :attr:`min_uid`/:attr:`min_gid` or a
+            refused or negative group id.
         """
         try:
             state = await self.user.get_auth_state()
@@ -293,9 +416,71 @@ class LSSTSpawner(KubeSpawner):
                 "c.Authenticator.enable_auth_state = True"
             ) from exc
         try:
-            return Identity.from_auth_state(self.user.name, state)
+            identity = Identity.from_auth_state(self.user.name, state)
         except IdentityError as exc:
             raise SpawnError(f"cannot start a server for {self.user.name!r}: {exc}") from exc
+        problems = id_problems(
+            identity,
+            min_uid=self.min_uid,
+            min_gid=self.min_gid,
+            refused_gids=frozenset(self.refused_gids),
+        )
+        if problems:
+            # The authenticator refuses such a login; this is the second line.
+            self.log.error("refusing a server for %s: %s", self._log_name, "; ".join(problems))
+            raise SpawnError(
+                f"cannot start a server for {self.user.name!r}: {'; '.join(problems)}. "
+                "Servers never run as root or a system account; ask the directory's "
+                "administrators."
+            )
+        return identity
+
+    def _plan_limits(self) -> dict[str, Any]:
+        return {
+            "min_uid": self.min_uid,
+            "min_gid": self.min_gid,
+            "refused_gids": frozenset(self.refused_gids),
+        }
+
+    # -- configured containers --------------------------------------------------------
+    def configured_container_problems(self) -> list[str]:
+        """Containers the configuration adds that ask for root or privileges.
+
+        ``init_containers`` and ``extra_containers`` (after any profile's
+        overrides) run in the person's pod, so as the person without
+        privileges; one that asks for more is refused rather than rewritten
+        into something that cannot run. Entries may be dicts (camelCase or
+        snake_case) or Kubernetes client models.
+        """
+        problems: list[str] = []
+        for trait in ("init_containers", "extra_containers"):
+            for entry in getattr(self, trait) or []:
+                container = _plain(entry)
+                asks = builders.privilege_requests(container)
+                if not asks:
+                    continue
+                name = container.get("name")
+                setting = f"c.KubeSpawner.{trait}"
+                if trait == "init_containers" and name == Z2JH_METADATA_BLOCKER:
+                    setting += " / singleuser.cloudMetadata.blockWithIptables"
+                    fix = (
+                        "set singleuser.cloudMetadata.blockWithIptables to false and block "
+                        "the cloud metadata address with a NetworkPolicy instead "
+                        "(singleuser.networkPolicy)"
+                    )
+                else:
+                    fix = "remove it, or let it run as the person without privileges"
+                problems.append(f"{setting}: container {name!r} asks for {', '.join(asks)}; {fix}")
+        return problems
+
+    def _refuse_privileged_containers(self) -> None:
+        problems = self.configured_container_problems()
+        if problems:
+            self.log.error("refusing to start %s: %s", self._log_name, "; ".join(problems))
+            raise SpawnError(
+                "The hub's configuration adds containers that need privileges, but a "
+                "server runs only as its person: " + "; ".join(problems) + "."
+            )
 
     def get_env(self) -> dict[str, str]:
         """KubeSpawner's environment plus NB_USER, NB_UID, NB_GID and HOME."""
@@ -315,9 +500,18 @@ class LSSTSpawner(KubeSpawner):
     def _mount_path(self, identity: Identity, home: str) -> str:
         if not self.home_mount_path:
             return home
-        path = str(self.home_mount_path)
-        path = path.replace("{home_directory}", home).replace("{username}", identity.username)
-        return validate_mount_path(path)
+        values = {"home_directory": home, "username": identity.username}
+        return validate_mount_path(expand_placeholders(str(self.home_mount_path), values))
+
+    def checked_home(self, identity: Identity, path: str) -> str:
+        """``path`` normalised if it is ``identity``'s home, else :class:`HomePathError`.
+
+        Below an allowed root (:func:`.paths.validate_home`) and the person's
+        by :attr:`home_directory_pattern`.
+        """
+        home = validate_home(path, self.allowed_home_roots)
+        check_home_owner(home, identity.username, identity.uid_number, self.home_directory_pattern)
+        return home
 
     async def prepare_home(
         self, identity: Identity, home: str, mount: str
@@ -342,6 +536,10 @@ class LSSTSpawner(KubeSpawner):
         pv_name = safe_name(identity.username, "gpfs-home-")
         pvc_name = safe_name(identity.username, "home-")
         source = builders.expand_source(self.home_pv_source, identity, home)
+        # What is mounted is checked, after expansion: a hostPath template without
+        # {home_directory} could name the root or someone else's home.
+        for path in builders.source_paths(source):
+            self.checked_home(identity, path)
         labels = self._labels()
         pv = builders.home_pv(
             name=pv_name,
@@ -475,10 +673,13 @@ class LSSTSpawner(KubeSpawner):
             self._placed.set()
 
     async def _start_personal(self) -> Any:
+        self._plan = None
+        self._refuse_privileged_containers()
         identity = await self.load_identity()
         try:
-            home = validate_home(identity.home_directory, self.allowed_home_roots)
+            home = self.checked_home(identity, identity.home_directory)
         except HomePathError as exc:
+            self.log.error("refusing the home of %s: %s", self._log_name, exc)
             raise SpawnError(f"cannot mount the home of {identity.username!r}: {exc}") from exc
         try:
             mount = self._mount_path(identity, home)
@@ -503,6 +704,7 @@ class LSSTSpawner(KubeSpawner):
                 mounts=tuple(mounts),
                 node=node,
                 labels={INSTANCE_LABEL: self.hub_instance},
+                **self._plan_limits(),
             )
             self._placed.set()
             reason = await self._run_pod()
@@ -625,6 +827,8 @@ class LSSTSpawner(KubeSpawner):
         pod = await super().get_pod_manifest()
         if self._plan is None:
             return pod
+        # Profiles (kubespawner_override) are applied by now: check their containers too.
+        self._refuse_privileged_containers()
         client = self.api.api_client
         data = builders.personalise_pod(client.sanitize_for_serialization(pod), self._plan)
         return client.deserialize(_JSON(data), "V1Pod")
@@ -663,7 +867,7 @@ class LSSTSpawner(KubeSpawner):
     _reconcile_task: ClassVar[asyncio.Task[Any] | None] = None
 
     async def _reconcile_once(self) -> list[str]:
-        async def known() -> set[tuple[str, str]]:
+        async def known() -> KnownServers:
             return known_servers_from_db(self.db)
 
         try:

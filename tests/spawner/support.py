@@ -96,15 +96,19 @@ def make_spawner(
     auth_state: dict[str, Any] | bool | None = True,
     hub_db: HubDB | None = None,
     server_name: str = "",
+    hub: Hub | None = None,
 ) -> LSSTSpawner:
-    """An LSSTSpawner for user ``name``; ``auth_state=None`` for none at all."""
+    """An LSSTSpawner for user ``name``; ``auth_state=None`` for none at all.
+
+    ``hub`` is the hub it belongs to (default: ``Hub()``, port 8081).
+    """
     if auth_state is True:
         auth_state = (person or identity(name)).to_auth_state()
     user = FakeUser(name, auth_state or None)
     hub_db = hub_db or HubDB()
     orm_spawner = hub_db.orm_spawner(name, server_name)
     return LSSTSpawner(
-        hub=Hub(),
+        hub=hub or Hub(),
         user=user,
         db=hub_db.db,
         orm_spawner=orm_spawner,

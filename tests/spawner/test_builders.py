@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -360,7 +361,148 @@ HOOK_CHANGES: list[tuple[str, Any, str]] = [
         lambda p: _spec(p).pop("affinity"),
         "no longer pinned to node-3",
     ),
+    # -- the rest of what keeps a pod confined ------------------------------------
+    ("hostPID", lambda p: _spec(p).update(hostPID=True), "sets hostPID"),
+    ("hostNetwork", lambda p: _spec(p).update(hostNetwork=True), "sets hostNetwork"),
+    ("hostIPC", lambda p: _spec(p).update(hostIPC=True), "sets hostIPC"),
+    (
+        "hostPath volume",
+        lambda p: _spec(p)["volumes"].append({"name": "root", "hostPath": {"path": "/"}}),
+        "volume 'root' is the node's directory /",
+    ),
+    (
+        "seccomp unconfined on the pod",
+        lambda p: _spec(p)["securityContext"].update(seccompProfile={"type": "Unconfined"}),
+        "the pod sets seccomp Unconfined",
+    ),
+    (
+        "seccomp unconfined on a container",
+        lambda p: _notebook(p)["securityContext"].update(seccompProfile={"type": "Unconfined"}),
+        "container 'notebook' sets seccomp Unconfined",
+    ),
+    (
+        "seccomp unconfined by annotation",
+        lambda p: (
+            p["metadata"]
+            .setdefault("annotations", {})
+            .update({"seccomp.security.alpha.kubernetes.io/pod": "unconfined"})
+        ),
+        "annotation seccomp.security.alpha.kubernetes.io/pod",
+    ),
+    (
+        "AppArmor unconfined",
+        lambda p: _notebook(p)["securityContext"].update(appArmorProfile={"type": "Unconfined"}),
+        "sets AppArmor Unconfined",
+    ),
+    (
+        "SELinux super-privileged type",
+        lambda p: _spec(p)["securityContext"].update(seLinuxOptions={"type": "spc_t"}),
+        "SELinux type spc_t",
+    ),
+    (
+        "runAsNonRoot false on the pod",
+        lambda p: _spec(p)["securityContext"].update(runAsNonRoot=False),
+        "the pod sets runAsNonRoot false",
+    ),
+    (
+        "runAsNonRoot false on a container",
+        lambda p: _notebook(p)["securityContext"].update(runAsNonRoot=False),
+        "container 'notebook' sets runAsNonRoot false",
+    ),
+    (
+        "procMount unmasked",
+        lambda p: _notebook(p)["securityContext"].update(procMount="Unmasked"),
+        "sets procMount Unmasked",
+    ),
+    (
+        "hostPort",
+        lambda p: _notebook(p).update(ports=[{"containerPort": 1, "hostPort": 22}]),
+        "opens hostPort 22",
+    ),
+    (
+        "init container with procMount unmasked",
+        lambda p: _spec(p).update(initContainers=[_as_person("setup", procMount="Unmasked")]),
+        "init container 'setup' sets procMount Unmasked",
+    ),
+    (
+        "privileged ephemeral container",
+        lambda p: _spec(p).update(ephemeralContainers=[_as_person("debug", privileged=True)]),
+        "ephemeral container 'debug' may gain privileges",
+    ),
+    (
+        "ephemeral container with seccomp unconfined",
+        lambda p: _spec(p).update(
+            ephemeralContainers=[_as_person("debug", seccompProfile={"type": "Unconfined"})]
+        ),
+        "ephemeral container 'debug' sets seccomp Unconfined",
+    ),
+    (
+        "someone else's home claim",
+        lambda p: _volume(p, "home").update(persistentVolumeClaim={"claimName": "home-bob"}),
+        "volume 'home' is",
+    ),
+    (
+        "home volume replaced by a directory of the node",
+        lambda p: [
+            _volume(p, "home").pop("persistentVolumeClaim"),
+            _volume(p, "home").update(hostPath={"path": "/gpfs/home/bob"}),
+        ],
+        "not the person's own",
+    ),
+    (
+        "home mounted from another volume",
+        lambda p: [
+            _spec(p)["volumes"].append({"name": "scratch", "emptyDir": {}}),
+            _mount(p, "/gpfs/home/alice").update(name="scratch"),
+        ],
+        "mounts /gpfs/home/alice from 'scratch'",
+    ),
+    (
+        "home mounted from a directory of the claim",
+        lambda p: _mount(p, "/gpfs/home/alice").update(subPath="../bob"),
+        "mounts /gpfs/home/alice from 'home' subPath '../bob'",
+    ),
+    # -- no root, no system ids (whatever the identity) -------------------------------
+    (
+        "supplemental group 0",
+        lambda p: _spec(p)["securityContext"]["supplementalGroups"].append(0),
+        "supplementalGroups: group id 0 is in refused_gids",
+    ),
+    (
+        "fsGroup 0",
+        lambda p: _spec(p)["securityContext"].update(fsGroup=0),
+        "fsGroup: group id 0 is in refused_gids",
+    ),
+    (
+        "gid 0",
+        lambda p: _notebook(p)["securityContext"].update(runAsGroup=0),
+        "container 'notebook' runs as gid 0, below min_gid (1000)",
+    ),
+    (
+        "a system uid",
+        lambda p: _notebook(p)["securityContext"].update(runAsUser=999),
+        "container 'notebook' runs as uid 999, below min_uid (1000)",
+    ),
 ]
+
+
+def _as_person(name: str, **context: Any) -> dict[str, Any]:
+    """A container that would pass but for ``context``."""
+    base = builders.container_security_context(ALICE)
+    base.update(context)
+    return {"name": name, "image": "busybox", "securityContext": base}
+
+
+def _volume(pod: dict[str, Any], name: str) -> dict[str, Any]:
+    volume: dict[str, Any] = next(v for v in _spec(pod)["volumes"] if v["name"] == name)
+    return volume
+
+
+def _mount(pod: dict[str, Any], path: str) -> dict[str, Any]:
+    mount: dict[str, Any] = next(
+        m for m in _notebook(pod)["volumeMounts"] if m["mountPath"] == path
+    )
+    return mount
 
 
 async def test_personalised_pod_keeps_every_promise() -> None:
@@ -391,3 +533,114 @@ async def test_harmless_hook_changes_pass() -> None:
     _notebook(pod)["env"].append({"name": "EXTRA", "value": "1"})
     _spec(pod)["securityContext"]["supplementalGroups"] = [30000]  # fewer groups is fine
     assert builders.pod_violations(pod, pinned) == []
+
+
+# -- one pass over placeholders ---------------------------------------------------
+
+
+def test_home_holding_a_placeholder_is_mounted_as_written() -> None:
+    # Checked as "/gpfs/home/{uid}", it must not be mounted as /gpfs/home/20001.
+    template = {"hostPath": {"path": "{home_directory}", "type": "Directory"}}
+    src = builders.expand_source(template, ALICE, "/gpfs/home/{uid}")
+    assert src["hostPath"]["path"] == "/gpfs/home/{uid}"
+    assert builders.source_paths(src) == ["/gpfs/home/{uid}"]
+    assert builders.source_paths({"csi": {"volumeHandle": "x"}}) == []
+
+
+# -- no root, no system ids ----------------------------------------------------------
+
+ROOTISH = [
+    ("uid 1", dict(uid_number=1), "runs as uid 1, below min_uid"),
+    ("gid 0", dict(gid_number=0), "runs as gid 0, below min_gid"),
+    ("group 0", dict(groups=(Group("wheel", 0),)), "group id 0 is in refused_gids"),
+    ("negative group", dict(groups=(Group("odd", -3),)), "group id -3 is negative"),
+]
+
+
+@pytest.mark.parametrize(("change", "sentence"), [r[1:] for r in ROOTISH],
+                         ids=[r[0] for r in ROOTISH])  # fmt: skip
+async def test_final_check_refuses_system_ids_whoever_the_person_is(
+    change: dict[str, Any], sentence: str
+) -> None:
+    # Even a pod built faithfully for such an identity is refused.
+    person = dataclasses.replace(ALICE, **change)
+    rootish = plan(identity=person)
+    pod = builders.personalise_pod(kubespawner_pod(), rootish)
+    problems = builders.pod_violations(pod, rootish)
+    assert any(sentence in p for p in problems), problems
+
+
+async def test_lower_limits_are_the_sites_choice() -> None:
+    person = dataclasses.replace(ALICE, uid_number=500, gid_number=500)
+    lowered = plan(identity=person, min_uid=100, min_gid=100)
+    pod = builders.personalise_pod(kubespawner_pod(), lowered)
+    assert builders.pod_violations(pod, lowered) == []
+
+
+# -- configured containers that ask for privileges ----------------------------------
+
+# Zero to JupyterHub's singleuser.cloudMetadata.blockWithIptables init container.
+BLOCKER = {
+    "name": "block-cloud-metadata",
+    "image": "quay.io/jupyterhub/k8s-network-tools:4.3.0",
+    "command": ["iptables", "-A", "OUTPUT", "-d", "169.254.169.254", "-j", "DROP"],
+    "securityContext": {"runAsUser": 0, "privileged": True,
+                        "capabilities": {"add": ["NET_ADMIN"]}},
+}  # fmt: skip
+
+
+def test_privilege_requests_read_either_spelling() -> None:
+    asks = builders.privilege_requests(BLOCKER)
+    assert asks == ["runAsUser 0 (root)", "privileged", "capabilities ['NET_ADMIN']"]
+    snake = {"name": "x", "security_context": {"run_as_user": 0, "privileged": True,
+                                               "capabilities": {"add": ["NET_ADMIN"]}}}  # fmt: skip
+    assert builders.privilege_requests(snake) == asks
+    assert builders.privilege_requests({"name": "plain", "image": "busybox"}) == []
+    assert builders.privilege_requests(_as_person("fine")) == []
+
+
+async def test_privileged_init_container_is_not_rewritten() -> None:
+    raw = kubespawner_pod(
+        init_containers=[BLOCKER, {"name": "setup", "image": "busybox"}],
+        extra_containers=[{"name": "side", "image": "x",
+                           "securityContext": {"allowPrivilegeEscalation": True}}],
+    )  # fmt: skip
+    pod = builders.personalise_pod(raw, plan())
+    blocker, setup = _spec(pod)["initContainers"]
+    # Left as configured (it would fail as the person), for the final check to refuse.
+    assert blocker["securityContext"] == BLOCKER["securityContext"]
+    # An unprivileged one runs as the person.
+    assert setup["securityContext"]["runAsUser"] == 20001
+    side = next(c for c in _spec(pod)["containers"] if c["name"] == "side")
+    assert side["securityContext"] == {"allowPrivilegeEscalation": True}
+    problems = builders.pod_violations(pod, plan())
+    assert any("init container 'block-cloud-metadata' runs as 0:" in p for p in problems)
+    assert any("container 'side' may gain privileges" in p for p in problems)
+
+
+# -- the home claim holding every home -------------------------------------------------
+
+
+def shared_plan() -> builders.PodPlan:
+    volume, mount = builders.shared_home_volume("gpfs-homes", "a/alice", "/gpfs/home/a/alice")
+    return builders.PodPlan(identity=ALICE, home="/gpfs/home/a/alice",
+                            volumes=(volume,), mounts=(mount,))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("sub_path", "refused"),
+    [("", True), ("a", True), ("a/bob", True), ("a/alice/../bob", True),
+     ("a/alice", False), ("a/alice/data", False)],
+)  # fmt: skip
+async def test_shared_claim_is_mounted_only_within_the_home(sub_path: str, refused: bool) -> None:
+    shared = shared_plan()
+    pod = builders.personalise_pod(kubespawner_pod(), shared)
+    _spec(pod)["volumes"].append(
+        {"name": "all", "persistentVolumeClaim": {"claimName": "gpfs-homes"}}
+    )
+    mount = {"name": "all", "mountPath": "/mnt/x"}
+    if sub_path:
+        mount["subPath"] = sub_path
+    _notebook(pod)["volumeMounts"].append(mount)
+    problems = builders.pod_violations(pod, shared)
+    assert any("beyond the person's home" in p for p in problems) is refused, problems

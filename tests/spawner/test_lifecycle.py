@@ -204,7 +204,11 @@ async def make_shared_claim(env: Env) -> None:
 
 async def test_shared_claim_mounts_home_by_subpath(env: Env) -> None:
     await make_shared_claim(env)
-    config = env.config(home_volume_mode="shared-claim", shared_home_claim="gpfs-homes")
+    config = env.config(
+        home_volume_mode="shared-claim",
+        shared_home_claim="gpfs-homes",
+        home_directory_pattern="/gpfs/home/[a-z]/{username}",
+    )
     spawner = env.spawner("kim", config=config, person=identity("kim", home="/gpfs/home/k/kim"))
     await spawner.start()
     pod = await env.pod(spawner.pod_name)

@@ -8,6 +8,10 @@ import pytest
 
 from lsst_hub.spawner.paths import (
     HomePathError,
+    check_home_owner,
+    check_home_pattern,
+    default_home_pattern,
+    expand_placeholders,
     home_relative_to,
     safe_name,
     validate_home,
@@ -118,3 +122,61 @@ def test_mount_path(path: str, ok: str | None) -> None:
             validate_mount_path(path)
     else:
         assert validate_mount_path(path) == ok
+
+
+# -- a home belongs to its person --------------------------------------------------
+
+
+def test_placeholders_are_expanded_once() -> None:
+    values = {"home_directory": "/gpfs/home/{uid}", "username": "alice", "uid": "20001"}
+    # The home holds "{uid}": it stays as written, so the path checked is the path mounted.
+    assert expand_placeholders("{home_directory}", values) == "/gpfs/home/{uid}"
+    assert expand_placeholders("{username}:{uid}:{other}", values) == "alice:20001:{other}"
+    assert expand_placeholders("/x/{username}", {"username": "{uid}", "uid": "1"}) == "/x/{uid}"
+
+
+DEFAULT = default_home_pattern(ROOTS)
+
+
+@pytest.mark.parametrize(
+    ("home", "user", "pattern", "ok"),
+    [
+        ("/gpfs/home/alice", "alice", DEFAULT, True),
+        ("/gpfs/home/bob", "alice", DEFAULT, False),  # another person's home
+        ("/gpfs/home/bob/alice", "alice", DEFAULT, False),  # inside another's home
+        ("/gpfs/home/alice/bob", "alice", DEFAULT, False),  # a directory, not the home
+        ("/gpfs/home/{uid}", "alice", DEFAULT, False),  # a placeholder, not a name
+        ("/gpfs/home/alicex", "alice", DEFAULT, False),
+        ("/gpfs/home/axb", "a.b", DEFAULT, False),  # the username is matched literally
+        ("/gpfs/home/a.b", "a.b", DEFAULT, True),
+        ("/gpfs/home/a/alice", "alice", DEFAULT, False),  # another layout: configure it
+        ("/gpfs/home/a/alice", "alice", "/gpfs/home/[a-z]/{username}", True),
+        ("/gpfs/home/a/bob", "alice", "/gpfs/home/[a-z]/{username}", False),
+        ("/gpfs/home/alice/a/alice", "alice", "/gpfs/home/[a-z]/{username}", False),
+        ("/gpfs/home/20001", "alice", "/gpfs/home/{uid}", True),
+        ("/gpfs/home/20002", "alice", "/gpfs/home/{uid}", False),
+    ],
+)
+def test_home_owner(home: str, user: str, pattern: str, ok: bool) -> None:
+    if ok:
+        check_home_owner(home, user, 20001, pattern)
+    else:
+        with pytest.raises(HomePathError, match="is not the home of"):
+            check_home_owner(home, user, 20001, pattern)
+
+
+def test_default_pattern_covers_every_root() -> None:
+    pattern = default_home_pattern(["/gpfs/home", "/sdf/home/"])
+    check_home_owner("/sdf/home/bob", "bob", 1, pattern)
+    check_home_owner("/gpfs/home/bob", "bob", 1, pattern)
+    with pytest.raises(HomePathError):
+        check_home_owner("/sdf/bob", "bob", 1, pattern)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "why"),
+    [("/gpfs/home/.*", "names neither"), ("/gpfs/home/({username}", "not a regular expression")],
+)
+def test_unusable_patterns_are_refused(pattern: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        check_home_pattern(pattern)

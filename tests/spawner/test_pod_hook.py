@@ -41,3 +41,40 @@ async def test_harmless_hook_is_kept(env: Env) -> None:
     assert pod["metadata"]["annotations"]["site/owner"] == "x"
     assert pod["spec"]["securityContext"]["runAsUser"] != 0
     await spawner.stop()
+
+
+def mount_the_node(spawner: LSSTSpawner, pod: Any) -> Any:
+    pod.spec.volumes.append({"name": "node", "hostPath": {"path": "/"}})
+    return pod
+
+
+def share_the_node(spawner: LSSTSpawner, pod: Any) -> Any:
+    pod.spec.host_network = True
+    pod.spec.host_pid = True
+    return pod
+
+
+def home_of_someone_else(spawner: LSSTSpawner, pod: Any) -> Any:
+    for volume in pod.spec.volumes:
+        if volume.name == "home":
+            volume.persistent_volume_claim.claim_name = "home-bob"
+    return pod
+
+
+@pytest.mark.parametrize(
+    ("hook", "logged"),
+    [
+        (mount_the_node, "volume 'node' is the node's directory /"),
+        (share_the_node, "the pod sets hostNetwork"),
+        (home_of_someone_else, "not the person's own"),
+    ],
+)
+async def test_hook_that_reaches_beyond_the_person_is_refused(
+    env: Env, caplog: pytest.LogCaptureFixture, hook: Any, logged: str
+) -> None:
+    spawner = env.spawner("alice", config=env.config(modify_pod_hook=hook))
+    with pytest.raises(SpawnError) as info:
+        await spawner.start()
+    assert "would not run as you" in info.value.jupyterhub_message
+    assert logged in caplog.text
+    assert await env.pod_names() == []

@@ -19,13 +19,22 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from jupyterhub.objects import Hub
 from traitlets.config import Config
 
+from lsst_hub.spawner.hub_api import REQUIRED_SCOPES
 from lsst_hub.spawner.reconcile import reconcile, select_orphans
-from lsst_hub.spawner.reconcile_service import SERVICE_NAME, configure_service, service_config
+from lsst_hub.spawner.reconcile_service import (
+    INSTANCE_ENV,
+    SERVICE_NAME,
+    ReconcileService,
+    configure_service,
+    service_config,
+)
 from tests.spawner.conftest import Env
 from tests.spawner.test_hub import (
     Cluster,
@@ -94,8 +103,9 @@ async def test_a_pod_created_while_the_hub_is_asked_is_kept(env: Env) -> None:
 
     async def known_servers() -> set[tuple[str, str]]:
         # A spawn racing with the pass: its pod appears after the listing, and the
-        # hub's answer was taken before it registered (the worst case).
-        await core.create_namespaced_pod(ns, labelled_pod("jupyter-new", "new", "test-hub"))
+        # hub's answers were taken before it registered (the worst case).
+        if "jupyter-new" not in await env.pod_names():
+            await core.create_namespaced_pod(ns, labelled_pod("jupyter-new", "new", "test-hub"))
         return set()
 
     deleted = await reconcile(spawner.kube, "test-hub", known_servers)
@@ -159,7 +169,7 @@ def test_service_config_entries() -> None:
         # only what reaching Kubernetes needs; never the hub's secrets
         "environment": {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"},
     }  # fmt: skip
-    assert entries["role"]["scopes"] == ["list:users", "read:servers"]
+    assert entries["role"]["scopes"] == ["list:users", "read:servers", "admin:server_state"]
     assert entries["role"]["services"] == [SERVICE_NAME]
 
 
@@ -181,12 +191,33 @@ def test_configure_service_follows_the_spawner_settings() -> None:
     configure_service(c)
     command = c.JupyterHub.services.get_value([])[0]["command"]
     assert command[3:5] == ["--namespace=science", "--hub-instance=hub-b"]
-    # Nothing set: the service's own default namespace (where it runs), instance "jupyterhub".
+    # Nothing set: the service's own defaults, the namespace where it runs and the
+    # instance derived from the hub's API URL (as the spawner's is).
     bare = Config()
     configure_service(bare)
     command = bare.JupyterHub.services.get_value([])[0]["command"]
-    assert command[3:] == ["--hub-instance=jupyterhub", "--interval=300"]
+    assert command[3:] == ["--interval=300"]
     assert "namespace" not in bare.LSSTSpawner
+
+
+async def test_the_service_gets_the_spawners_default_instance_from_the_hub(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entries = service_config(namespace="jhub", environ={})
+    assert not [a for a in entries["service"]["command"] if a.startswith("--hub-instance")]
+    compute = entries["service"]["environment"][INSTANCE_ENV]
+    # JupyterHub calls it with the service's spawner, whose hub is the spawners' hub.
+    hub = Hub(port=18081)
+    config = env.config()
+    del config.LSSTSpawner["hub_instance"]
+    label = env.spawner("amy", config=config, hub=hub).hub_instance
+    assert compute(SimpleNamespace(hub=hub)) == label != "jupyterhub"
+    # The service prefers it to a URL of its own (the chart's calls go to localhost)...
+    monkeypatch.setenv(INSTANCE_ENV, label)
+    assert ReconcileService(hub_api_url="http://localhost:8081/hub/api").hub_instance == label
+    # ...and without it derives the same from the hub's URL.
+    monkeypatch.delenv(INSTANCE_ENV)
+    assert ReconcileService(hub_api_url=hub.api_url).hub_instance == label
 
 
 # -- the service with a real hub --------------------------------------------------
@@ -353,7 +384,7 @@ def test_the_service_outlives_an_unavailable_hub_and_kubernetes(
         assert service.poll() is None
 
         config = f"c.JupyterHub.hub_port = {hub_port}\n" + token_role(
-            "orphans", token, ["list:users", "read:servers"]
+            "orphans", token, list(REQUIRED_SCOPES)
         )
         jupyterhub_factory(config)
         wait_for(lambda: "jupyter-zed" not in cluster.pods(), what="the orphan deleted")
@@ -373,7 +404,12 @@ def test_the_service_outlives_an_unavailable_hub_and_kubernetes(
     "scopes",
     [
         pytest.param(["list:users"], id="no-read-servers"),
-        pytest.param(["list:users!group=staff", "read:servers"], id="some-users-only"),
+        pytest.param(
+            ["list:users!group=staff", "read:servers", "admin:server_state"],
+            id="some-users-only",
+        ),
+        # Without the servers' state a renamed user's server would look unknown.
+        pytest.param(["list:users", "read:servers"], id="no-server-state"),
     ],
 )
 def test_a_token_that_cannot_see_every_server_deletes_nothing(
@@ -391,3 +427,83 @@ def test_a_token_that_cannot_see_every_server_deletes_nothing(
     out = log.read_text()
     assert "lacks the unfiltered scopes" in out
     assert "jupyter-zed" in cluster.pods()
+
+
+# -- two hubs in one namespace, a renamed user ---------------------------------------------
+
+
+def pod_uid(cluster: Cluster, name: str) -> str | None:
+    pod = cluster.get(f"/api/v1/namespaces/jhub/pods/{name}")
+    if pod is None or pod["metadata"].get("deletionTimestamp"):
+        return None
+    return str(pod["metadata"]["uid"])
+
+
+@pytest.mark.slow
+@needs_root
+def test_two_hubs_that_keep_the_default_instance_keep_each_others_pods(
+    cluster: Cluster, jupyterhub_factory: Callable[..., RunningHub]
+) -> None:
+    # Both hubs leave hub_instance unset and run the orphan service every second.
+    text = hub_config(cluster, SERVICE.format(interval=1))
+    text = text.replace(f'c.LSSTSpawner.hub_instance = "{INSTANCE}"\n', "")
+    assert "hub_instance" not in text
+    env = {"KUBECONFIG": str(cluster.kubeconfig)}
+    first, second = jupyterhub_factory(text, env=env), jupyterhub_factory(text, env=env)
+    spawn(first, "alice")
+    spawn(second, "erin")
+    uids = {name: pod_uid(cluster, name) for name in ("jupyter-alice", "jupyter-erin")}
+    seen = [service_passes(first), service_passes(second)]
+    wait_for(
+        lambda: service_passes(first) >= seen[0] + 3 and service_passes(second) >= seen[1] + 3,
+        what="three passes of each hub's service",
+    )
+    assert {name: pod_uid(cluster, name) for name in uids} == uids
+    labels = {
+        name: cluster.get(f"/api/v1/namespaces/jhub/pods/{name}")["metadata"]["labels"]
+        for name in uids
+    }
+    assert (
+        labels["jupyter-alice"]["lsst-hub/instance"] != labels["jupyter-erin"]["lsst-hub/instance"]
+    )
+    for hub in (first, second):
+        assert "deleting orphan" not in hub.log_text()
+        # Each service looked for its own hub's label, as its spawner put it.
+        assert "0 deleted" in hub.log_text()
+    assert f"instance {labels['jupyter-alice']['lsst-hub/instance']}" in first.log_text()
+    assert f"instance {labels['jupyter-erin']['lsst-hub/instance']}" in second.log_text()
+
+
+@pytest.mark.slow
+@needs_root
+def test_renaming_a_user_keeps_their_running_server(
+    cluster: Cluster, hub_with_service: Callable[..., RunningHub]
+) -> None:
+    hub = hub_with_service(interval=1, extra="c.JupyterHub.cleanup_servers = False\n")
+    spawn(hub, "alice")
+    uid = pod_uid(cluster, "jupyter-alice")
+    response = hub.api("PATCH", "/users/alice", json={"name": "alice2"})
+    assert response.status_code == 200, response.text
+    # The orphan service, every second: the pod is alice2's server's.
+    seen = service_passes(hub)
+    wait_for(lambda: service_passes(hub) >= seen + 3, what="three passes after the rename")
+    assert pod_uid(cluster, "jupyter-alice") == uid
+    assert server_ready(hub, "alice2")
+    assert "deleting orphan" not in hub.log_text()
+    hub.stop()
+
+    # The spawner's own pass at hub start (no service), reading the hub's database.
+    # An orphan beside it shows that the pass ran.
+    cluster.create_pods(labelled_pod("jupyter-zed", "zed"))
+    restarted = start_hub(
+        hub.directory,
+        hub_config(cluster, "c.JupyterHub.cleanup_servers = False\n"),
+        env={"KUBECONFIG": str(cluster.kubeconfig),
+             "JUPYTERHUB_CRYPT_KEY": hub.env["JUPYTERHUB_CRYPT_KEY"]},
+    )  # fmt: skip
+    try:
+        wait_for(lambda: "jupyter-zed" not in cluster.pods(), what="the orphan deleted")
+        assert pod_uid(cluster, "jupyter-alice") == uid
+        assert server_ready(restarted, "alice2")
+    finally:
+        restarted.stop()

@@ -9,7 +9,12 @@ from jupyterhub import orm
 from kubernetes_asyncio.client.rest import ApiException
 
 from lsst_hub.spawner import kube
-from lsst_hub.spawner.reconcile import known_servers_from_db, select_orphans
+from lsst_hub.spawner.reconcile import (
+    KnownServers,
+    default_instance,
+    known_servers_from_db,
+    select_orphans,
+)
 from lsst_hub.spawner.status import pod_finished, unschedulable_reason
 
 
@@ -107,6 +112,29 @@ def test_select_orphans_only_ours_and_unknown() -> None:
     assert select_orphans(pods, known | {("bob", ""), ("alice", "gpu")}, "hub-a") == []
 
 
+def test_a_renamed_users_pod_is_known_by_the_pod_its_server_records() -> None:
+    # alice was renamed alice2 while her server ran: the annotation still says alice,
+    # the server's state still names its pod.
+    pod = labelled("jupyter-alice", "alice", namespace="jhub")
+    by_name = KnownServers(servers=frozenset({("alice2", "")}))
+    assert select_orphans([pod], by_name, "hub-a") == ["jupyter-alice"]
+    by_pod = KnownServers(
+        servers=frozenset({("alice2", "")}), pods=frozenset({("jhub", "jupyter-alice")})
+    )
+    assert select_orphans([pod], by_pod, "hub-a") == []
+    # The pod name counts in its namespace only.
+    elsewhere = KnownServers(pods=frozenset({("other", "jupyter-alice")}))
+    assert select_orphans([pod], elsewhere, "hub-a") == ["jupyter-alice"]
+
+
+def test_default_instances_differ_per_hub() -> None:
+    a = default_instance("http://hub-a:8081/hub/api")
+    assert a == default_instance("http://hub-a:8081/hub/api/")
+    assert a != default_instance("http://hub-b:8081/hub/api")
+    assert a.startswith("jupyterhub-")
+    assert len(a) <= 63
+
+
 def test_known_servers_from_a_real_hub_database() -> None:
     db = orm.new_session_factory("sqlite:///:memory:")()
     for name, running in (("alice", True), ("bob", False)):
@@ -117,12 +145,16 @@ def test_known_servers_from_a_real_hub_database() -> None:
         db.add(spawner)
         if running:
             spawner.server = orm.Server()
+            # What the hub stores once KubeSpawner's start has returned.
+            spawner.state = {"pod_name": "jupyter-alice", "namespace": "jhub"}
         db.commit()
     named = orm.Spawner(user=db.query(orm.User).filter_by(name="bob").one(), name="gpu")
     named.server = orm.Server()
     db.add(named)
     db.commit()
-    assert known_servers_from_db(db) == {("alice", ""), ("bob", "gpu")}
+    known = known_servers_from_db(db)
+    assert known.servers == {("alice", ""), ("bob", "gpu")}
+    assert known.pods == {("jhub", "jupyter-alice")}
 
 
 @pytest.mark.parametrize(
