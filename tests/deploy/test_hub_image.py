@@ -211,3 +211,48 @@ def test_chart_config_loads_our_plugins_and_services(hub_image_env: HubEnv, tmp_
     assert "--namespace=jupyterhub" in orphans
     assert loaded["hub_instance"] == env["HELM_RELEASE_NAME"] == "jhub"
     assert f"--hub-instance={loaded['hub_instance']}" in orphans
+
+
+def test_chart_metadata_blocker_is_refused_by_the_spawner(
+    hub_image_env: HubEnv, tmp_path: Path
+) -> None:
+    # A site that turns blockWithIptables on gets the chart's privileged root init
+    # container in every pod; LSSTSpawner refuses to start such a pod and says which
+    # setting to change (the overlay keeps it off and blocks metadata by NetworkPolicy).
+    blocked = tmp_path / "block-with-iptables.yaml"
+    blocked.write_text("singleuser:\n  cloudMetadata:\n    blockWithIptables: true\n")
+    config_dir = tmp_path / "etc-jupyterhub"
+    env = lay_out_hub_config(render(blocked), config_dir, {"lsst-hub-ldap/password": "pw"})
+    # KubeSpawner loads a client configuration when built; nothing is called.
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: x\n"
+        "clusters: [{name: x, cluster: {server: 'https://127.0.0.1:9'}}]\n"
+        "users: [{name: x, user: {token: unused}}]\n"
+        "contexts: [{name: x, context: {cluster: x, user: x}}]\n"
+    )
+    env["KUBECONFIG"] = str(kubeconfig)
+    out = run_in(
+        hub_image_env.python,
+        f"""
+        import asyncio, json
+        from traitlets.config.loader import PyFileConfigLoader
+        from lsst_hub.spawner import LSSTSpawner
+        c = PyFileConfigLoader("jupyterhub_config.py", path={str(config_dir)!r}).load_config()
+
+        async def main():
+            spawner = LSSTSpawner(_mock=True, config=c)
+            print(json.dumps({{
+                "init": [i.name for i in spawner.init_containers],
+                "problems": spawner.configured_container_problems(),
+            }}))
+
+        asyncio.run(main())
+        """,
+        env=env,
+    )
+    loaded = json.loads(out.strip().splitlines()[-1])
+    assert loaded["init"] == ["block-cloud-metadata"]
+    (problem,) = loaded["problems"]
+    assert "blockWithIptables" in problem
+    assert "privileged" in problem
