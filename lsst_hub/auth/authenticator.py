@@ -753,13 +753,20 @@ class LDAPAuthenticator(Authenticator):
         return super().normalize_username(username.strip())  # type: ignore[no-any-return]
 
     def check_allow_config(self) -> None:
-        """JupyterHub's start-up check, and a warning for ``allow_existing_users``."""
+        """JupyterHub's start-up check, and warnings for settings that weaken ours."""
         super().check_allow_config()
         if self.allow_existing_users:
             self.log.warning(
                 "Authenticator.allow_existing_users = True has no effect with "
                 "LDAPAuthenticator: being in the hub's database never lets anyone log "
                 "in. Access follows allowed_users and allowed_groups; remove the setting."
+            )
+        if not self.auth_refresh_age:
+            # JupyterHub then never calls refresh_user, not even with refresh_pre_spawn.
+            self.log.warning(
+                "Authenticator.auth_refresh_age = 0: identities are never re-read, so "
+                "a person removed from the directory or from every allowed group keeps "
+                "their session and can start servers until they log out"
             )
 
     def add_user(self, user: Any) -> None:
@@ -1090,9 +1097,13 @@ class LDAPAuthenticator(Authenticator):
     ) -> bool:
         """Direct bind without a service account: the last password check must be recent.
 
-        Nothing can verify the person between logins, so the session lasts
-        ``auth_refresh_age`` seconds from the password check (kept in
-        ``auth_state``, so hub restarts do not extend it).
+        Nothing can verify the person between logins, so a refresh more than
+        ``auth_refresh_age`` seconds after the password check is refused (the time
+        is kept in ``auth_state``: a hub restart does not reset it). Spawns always
+        refresh first (``refresh_pre_spawn``), so none starts after that; other
+        requests are refused at JupyterHub's next periodic refresh, which after a
+        hub restart may come up to one more ``auth_refresh_age`` later. A session
+        from before this check was kept (no time recorded) must log in once.
         """
         name = user.name
         if not self.enable_auth_state:

@@ -109,3 +109,10 @@ def test_leaving_the_group_ends_access_with_allowed_users_set(
         assert home.status_code == 302 and "/hub/login" in home.headers["Location"]
     assert login(hub, "bob", "bobpw").status_code == 302
     assert login(hub, "alice", "alicepw").status_code == 302
+
+
+def test_refreshes_turned_off_are_reported(make_authenticator: Make, caplog: Any) -> None:
+    make_authenticator(auth_refresh_age=900).check_allow_config()
+    assert "auth_refresh_age = 0" not in caplog.text
+    make_authenticator(auth_refresh_age=0).check_allow_config()
+    assert "auth_refresh_age = 0: identities are never re-read" in caplog.text
