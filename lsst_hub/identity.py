@@ -15,6 +15,7 @@ from typing import Any
 
 __all__ = [
     "AUTH_STATE_KEYS",
+    "CLEARED_KEY",
     "DEFAULT_MIN_GID",
     "DEFAULT_MIN_UID",
     "DEFAULT_REFUSED_GIDS",
@@ -38,6 +39,9 @@ AUTH_STATE_KEYS = frozenset(
         "email",
     }
 )
+#: auth_state key of an identity the authenticator withdrew: why it was withdrawn.
+CLEARED_KEY = "cleared"
+
 #: Lowest uidNumber a person may run as: below it are root and the system accounts.
 DEFAULT_MIN_UID = 1000
 #: Lowest primary gidNumber a person may run with.
@@ -163,6 +167,13 @@ class Identity:
             When ``state`` is None or lacks a required key; the message names
             what is missing so an admin can act on it.
         """
+        if state and CLEARED_KEY in state:
+            # The authenticator cleared the identity (person removed, or the name
+            # now belongs to another entry): only a new password login may restore it.
+            raise IdentityError(
+                f"the identity of {username!r} was withdrawn ({state[CLEARED_KEY]}): "
+                "log in again with your password"
+            )
         if not state:
             raise IdentityError(
                 f"no auth_state for user {username!r}: enable "

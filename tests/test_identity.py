@@ -178,3 +178,10 @@ def test_limits_are_settings() -> None:
     problems = id_problems(person(10001, 10000, Group("docker", 999)), refused_gids={999})
     assert problems == ["group id 999 is in refused_gids"]
     assert id_problems(person(10001, 10000, Group("wheel", 0)), refused_gids=set()) == []
+
+
+def test_withdrawn_identity_says_log_in_again() -> None:
+    # What the authenticator leaves after a refused refresh: no identity, a reason.
+    state = {"cleared": "no longer allowed", "entry": {"ldap_dn": "uid=a,ou=people"}}
+    with pytest.raises(IdentityError, match=r"withdrawn .*no longer allowed.*log in again"):
+        Identity.from_auth_state("a", state)

@@ -31,7 +31,7 @@ from typing import Any
 from ldap3.core.exceptions import LDAPInvalidDnError
 from ldap3.utils.dn import parse_dn
 
-from ..identity import Group, Identity
+from ..identity import CLEARED_KEY, Group, Identity
 
 __all__ = [
     "CLEARED_KEY",
@@ -47,8 +47,6 @@ __all__ = [
     "ownership_problem",
 ]
 
-#: auth_state key of a cleared identity: why it was cleared.
-CLEARED_KEY = "cleared"
 #: auth_state key of a cleared identity: the record of the entry that owned the name.
 ENTRY_KEY = "entry"
 #: auth_state key: when the person's password was last checked (Unix time, seconds).
