@@ -50,7 +50,9 @@ def histogram(
 LDAP_LOGINS = counter(
     "lsst_hub_ldap_logins",
     "LDAP login attempts by outcome: success, bad_credentials, unknown_user, not_allowed, "
-    "incomplete_identity, throttled, invalid_input, directory_error, error (unexpected)",
+    "incomplete_identity, system_id (uid/gid below min_uid/min_gid or a refused gid), "
+    "entry_changed (the name now belongs to another directory entry), throttled, "
+    "invalid_input, directory_error, error (unexpected)",
     ["outcome"],
 )
 
@@ -64,6 +66,8 @@ LDAP_LOGIN_DURATION = histogram(
 LDAP_REFRESHES = counter(
     "lsst_hub_ldap_refreshes",
     "Periodic re-reads of a logged-in user's identity by outcome: current, removed, "
-    "not_allowed, incomplete_identity, directory_error, error (unexpected), skipped",
+    "not_allowed, incomplete_identity, entry_changed (another entry under the name), "
+    "expired (direct bind: password older than auth_refresh_age), directory_error, "
+    "error (unexpected), skipped",
     ["outcome"],
 )
