@@ -51,8 +51,9 @@ LDAP_LOGINS = counter(
     "lsst_hub_ldap_logins",
     "LDAP login attempts by outcome: success, bad_credentials, unknown_user, not_allowed, "
     "incomplete_identity, system_id (uid/gid below min_uid/min_gid or a refused gid), "
-    "entry_changed (the name now belongs to another directory entry), throttled, "
-    "invalid_input, directory_error, error (unexpected)",
+    "entry_changed (the name now belongs to another directory entry), invalid_auth_state "
+    "(modify_auth_state_hook failed or broke the identity), throttled, invalid_input, "
+    "directory_error, error (unexpected)",
     ["outcome"],
 )
 
@@ -66,8 +67,9 @@ LDAP_LOGIN_DURATION = histogram(
 LDAP_REFRESHES = counter(
     "lsst_hub_ldap_refreshes",
     "Periodic re-reads of a logged-in user's identity by outcome: current, removed, "
-    "not_allowed, incomplete_identity, entry_changed (another entry under the name), "
-    "expired (direct bind: password older than auth_refresh_age), directory_error, "
-    "error (unexpected), skipped",
+    "not_allowed, incomplete_identity, system_id (uid/gid now below min_uid/min_gid or a "
+    "refused gid), entry_changed (another entry under the name), invalid_auth_state "
+    "(modify_auth_state_hook failed or broke the identity), expired (direct bind: "
+    "password older than auth_refresh_age), directory_error, error (unexpected), skipped",
     ["outcome"],
 )

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..identity import Group, Identity
+from .errors import IncompleteIdentityError
 
 __all__ = [
-    "DEFAULT_UNIQUE_ID_ATTRIBUTES",
     "AttributeNames",
-    "IncompleteIdentityError",
     "all_values",
     "groups_from_entries",
     "holds_name",
@@ -28,11 +27,6 @@ __all__ = [
     "same_name",
     "unique_id_from_entry",
 ]
-
-#: Stable unique attributes of the common directories, tried in order: OpenLDAP
-#: (``entryUUID``), 389/Red Hat DS (``nsUniqueId``), FreeIPA (``ipaUniqueID``) and
-#: Active Directory (``objectGUID``). Operational: only sent when asked for by name.
-DEFAULT_UNIQUE_ID_ATTRIBUTES = ("entryUUID", "nsUniqueId", "ipaUniqueID", "objectGUID")
 
 #: Binary GUIDs in Microsoft's mixed-endian layout, written as the usual UUID string.
 _GUID_ATTRIBUTES = frozenset({"objectguid"})
@@ -51,27 +45,24 @@ def is_attribute_name(value: str) -> bool:
     return _ATTRIBUTE.fullmatch(value) is not None
 
 
-class IncompleteIdentityError(Exception):
-    """The entry lacks a POSIX attribute the spawner needs."""
-
-
 @dataclass(frozen=True)
 class AttributeNames:
-    """Attribute names of user and group entries (see the authenticator's traits).
+    """Attribute names of user and group entries, each from the authenticator's
+    ``*_attribute`` trait of that name (the traits hold the defaults).
 
-    ``display_name`` is tried in order; an empty ``email`` or ``group_gid``
-    means the directory has no such attribute.
+    ``display_name`` and ``unique_id`` are tried in order; an empty ``email`` or
+    ``group_gid`` means the directory has no such attribute.
     """
 
-    uid: str = "uid"
-    uid_number: str = "uidNumber"
-    gid_number: str = "gidNumber"
-    home_directory: str = "homeDirectory"
-    display_name: tuple[str, ...] = ("displayName", "cn")
-    email: str = "mail"
-    group_name: str = "cn"
-    group_gid: str = "gidNumber"
-    unique_id: tuple[str, ...] = DEFAULT_UNIQUE_ID_ATTRIBUTES
+    uid: str
+    uid_number: str
+    gid_number: str
+    home_directory: str
+    display_name: tuple[str, ...]
+    email: str
+    group_name: str
+    group_gid: str
+    unique_id: tuple[str, ...]
 
     @property
     def user(self) -> list[str]:
@@ -206,7 +197,11 @@ def identity_from_entry(
     if home is None or home == "":
         problems.append(f"{names.home_directory} missing")
     if problems or uid is None or gid is None:
-        raise IncompleteIdentityError(f"{dn!r} lacks POSIX attribute(s): {', '.join(problems)}")
+        raise IncompleteIdentityError(
+            f"{dn!r} lacks POSIX attribute(s): {', '.join(problems)}; the spawner needs a "
+            f"uid number ({names.uid_number}), a gid number ({names.gid_number}) and a "
+            f"home directory ({names.home_directory})"
+        )
     display = next(
         (v for v in (first_value(attrs, n) for n in names.display_name) if v),
         None,

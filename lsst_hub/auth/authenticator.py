@@ -1,4 +1,13 @@
-"""The JupyterHub authenticator: traits and glue; the LDAP work is in :mod:`.directory`."""
+"""The JupyterHub authenticator: its settings (traits) and JupyterHub's entry points.
+
+The work is in the modules beside it, in the order a login runs:
+:mod:`.login` (form, throttle, directory, auth model), :mod:`.throttle`,
+:mod:`.directory` (blocking ldap3 code, run in the thread pool here),
+:mod:`.attributes` (entry → :class:`~lsst_hub.identity.Identity`),
+:mod:`.model` (the site's hook, then the decision), :mod:`.access` (the one access
+decision), :mod:`.policy` (group rules, entry ownership); :mod:`.refresh` re-reads
+the person the same way.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +15,6 @@ import asyncio
 import os
 import re
 import time
-import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -16,33 +24,22 @@ from jupyterhub.auth import Authenticator
 from ldap3.core.exceptions import LDAPInvalidDnError
 from ldap3.utils.dn import parse_dn
 from traitlets import Bool, Float, Integer, List, Set, Unicode, default, observe, validate
+from traitlets import Callable as CallableTrait
 from traitlets import Union as UnionTrait
 
-from .. import metrics
-from ..identity import DEFAULT_MIN_GID, DEFAULT_MIN_UID, DEFAULT_REFUSED_GIDS, Identity, id_problems
-from .attributes import DEFAULT_UNIQUE_ID_ATTRIBUTES, AttributeNames, is_attribute_name
+from ..identity import DEFAULT_MIN_GID, DEFAULT_MIN_UID, DEFAULT_REFUSED_GIDS, Identity
+from . import login, refresh
+from .access import AccessRules
+from .attributes import AttributeNames, is_attribute_name
 from .directory import (
     DirectorySettings,
-    DirectoryUnavailableError,
-    IncompleteIdentityError,
-    InvalidCredentialsError,
     LDAPDirectory,
     LoginTimeoutError,
-    UserNotFoundError,
     template_setup_problem,
     username_attributes,
 )
-from .policy import (
-    CLEARED_KEY,
-    VERIFIED_KEY,
-    EntryRecord,
-    GroupRule,
-    cleared_auth_state,
-    entry_record,
-    groups_of,
-    ownership_problem,
-)
-from .throttle import LoginThrottle, LoginThrottledError, Refusal
+from .policy import GroupRule, groups_of
+from .throttle import LoginThrottle
 
 __all__ = ["LDAPAuthenticator"]
 
@@ -97,23 +94,6 @@ def _as_list(value: str | list[str] | tuple[str, ...]) -> list[str]:
     if isinstance(value, str):
         return [value] if value else []
     return list(value)
-
-
-def _shown(username: object) -> str:
-    """A username as it may appear in a log line: quoted and cut short."""
-    text = repr(username)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _client_address(handler: Any) -> str:
-    """The client's address as JupyterHub sees it (``""`` when there is no request)."""
-    address = getattr(getattr(handler, "request", None), "remote_ip", None)
-    return address if isinstance(address, str) else ""
-
-
-def _shown_address(address: str) -> str:
-    """A client address for a log line."""
-    return _shown(address) if address else "an unknown address"
 
 
 class LDAPAuthenticator(Authenticator):
@@ -332,7 +312,8 @@ class LDAPAuthenticator(Authenticator):
 
     unique_id_attribute = List(
         Unicode(),
-        default_value=list(DEFAULT_UNIQUE_ID_ATTRIBUTES),
+        # OpenLDAP, 389/Red Hat DS, FreeIPA, Active Directory.
+        default_value=["entryUUID", "nsUniqueId", "ipaUniqueID", "objectGUID"],
         config=True,
         help="""Stable unique attributes of a user entry, tried in order; the first
         the entry has is kept in ``auth_state`` as ``unique_id``, which tells a new
@@ -456,6 +437,41 @@ class LDAPAuthenticator(Authenticator):
         decision; a throttled name is never forgotten in favor of new ones. When
         every remembered name is throttled or in flight, a login for a name not yet
         remembered is refused as throttled, with a log line naming this setting.""",
+    )
+
+    # -- extending auth_state ----------------------------------------------
+    modify_auth_state_hook = CallableTrait(
+        None,
+        allow_none=True,
+        config=True,
+        help="""A function that extends or changes the ``auth_state`` before it is
+        stored, as OAuthenticator has: ``hook(authenticator, auth_state)`` returns the
+        ``auth_state`` to store (it may change the dict it got and return it). It may
+        be ``async``; a plain function runs on the hub's event loop, so one that waits
+        for I/O should be ``async``.
+
+        It runs on every login and on every refresh that re-reads the directory,
+        after the directory answered and before anything is decided: it gets the
+        identity's keys (see :doc:`/reference/auth-state`), not the authenticator's
+        own bookkeeping, and may add keys of its own (the spawner ignores them) or
+        change the identity's, e.g. map the home directory. What it returns must
+        still hold a valid identity (``uid_number``, ``gid_number``,
+        ``home_directory``, well-formed ``groups``) and be JSON; the limits and
+        rules (:attr:`min_uid`, :attr:`min_gid`, :attr:`refused_gids`, entry
+        ownership, :attr:`allowed_groups`, :attr:`admin_groups`) then apply to it.
+        A hook that raises, or returns something else, refuses the login (403) or
+        the refresh (the identity is cleared, the person must log in again) with a
+        log line naming this setting (outcome ``invalid_auth_state``); an
+        exception is logged by its type and place only, never its message.
+
+        Example::
+
+            async def add_quota(authenticator, auth_state):
+                auth_state["quota_gb"] = await my_site.quota(auth_state["uid_number"])
+                return auth_state
+
+            c.LDAPAuthenticator.modify_auth_state_hook = add_quota
+        """,
     )
 
     @staticmethod
@@ -793,354 +809,55 @@ class LDAPAuthenticator(Authenticator):
         groups = groups_of((authentication or {}).get("auth_state"))
         return GroupRule.parse(self.allowed_groups).matches(groups)
 
-    def _admin_status(self, identity: Identity) -> bool | None:
-        """True in :attr:`admin_groups` or ``admin_users``; else False (None without admin_groups).
+    def access_rules(self) -> AccessRules:
+        """The settings the access decision (:func:`.access.decide`) reads, as they are now."""
+        return AccessRules(
+            min_uid=self.min_uid,
+            min_gid=self.min_gid,
+            refused_gids=frozenset(self.refused_gids),
+            admin_groups=GroupRule.parse(self.admin_groups),
+            admin_users=frozenset(self.admin_users),
+            allowed_groups=frozenset(self.allowed_groups),
+            allowed=self._allows,
+        )
 
-        None leaves the hub's admin flag as it is, so with no admin groups an admin
-        set by hand stays one; with admin groups the directory decides.
-        """
-        rule = GroupRule.parse(self.admin_groups)
-        if rule.matches(identity.groups) or identity.username in self.admin_users:
-            return True
-        return False if rule else None
-
-    def _model(self, identity: Identity) -> dict[str, Any]:
-        model: dict[str, Any] = {
-            "name": identity.username,
-            "auth_state": identity.to_auth_state(),
-            "admin": self._admin_status(identity),
-        }
-        if self.manage_groups:
-            model["groups"] = identity.group_names
-        return model
-
-    async def _entry_problem(self, handler: Any, model: dict[str, Any]) -> str | None:
-        """Why the entry that just logged in does not own the hub user of its name.
-
-        None when it does, or when the hub user does not exist or recorded no
-        entry (never logged in through the directory). Without a request handler
-        (no hub around) there is no hub user to compare with.
-        """
-        find_user = getattr(handler, "find_user", None)
-        if find_user is None or not self.enable_auth_state:
-            return None
-        user = find_user(model["name"])
-        if user is None:
-            return None
-        record = entry_record(await user.get_auth_state())
-        found = entry_record(model.get("auth_state"))
-        if record is None or found is None:
-            return None
-        problem = ownership_problem(record, found)
-        if problem is None:
-            return None
-        return f"{problem} (the hub user belongs to {record.describe()})"
-
-    async def _owned_login(
-        self, handler: Any, model: dict[str, Any]
-    ) -> tuple[str, dict[str, Any] | None]:
-        """A login the directory accepted, refused when its entry does not own the name.
-
-        A username given to a new person is not adopted (fail closed): the old hub
-        user keeps its servers, tokens and groups until an admin deletes or
-        renames it. Accepted: the time of this password check goes into
-        ``auth_state`` (see :meth:`refresh_user`).
-        """
-        name = model["name"]
-        problem = await self._entry_problem(handler, model)
-        if problem is not None:
-            self.log.error(
-                "LDAP login refused for %r: another directory entry now holds the name: "
-                "%s. If the name was given to a new person, delete or rename the old hub "
-                "user %r first (admin page, or DELETE /hub/api/users/%s)",
-                name,
-                problem,
-                name,
-                name,
-            )
-            return "entry_changed", None
-        model["auth_state"][VERIFIED_KEY] = time.time()
-        return "success", model
+    def _allows(self, identity: Identity) -> bool:
+        model = {"name": identity.username, "auth_state": identity.to_auth_state()}
+        return bool(self.allow_all or self.check_allowed(identity.username, model))
 
     async def authenticate(
         self, handler: Any, data: dict[str, Any] | None
     ) -> dict[str, Any] | None:
-        """Check the login form against the directory.
+        """Check the login form against the directory (see :mod:`.login`).
 
         Returns the auth model (name, auth_state, admin, groups) or None for
         any failure; every failure is logged (never with the password) and
-        counted in ``lsst_hub_ldap_logins_total``.
+        counted in ``lsst_hub_ldap_logins_total``. A username whose hub user
+        belongs to another directory entry is refused (outcome
+        ``entry_changed``): the old hub user keeps its servers, tokens and groups
+        until an admin deletes or renames it.
         """
-        started = time.perf_counter()
-        outcome, model = await self._login(data or {}, _client_address(handler))
-        if model is not None:
-            outcome, model = await self._owned_login(handler, model)
-        metrics.LDAP_LOGINS.labels(outcome).inc()
-        metrics.LDAP_LOGIN_DURATION.labels(outcome).observe(time.perf_counter() - started)
-        return model
-
-    async def _login(
-        self, data: dict[str, Any], address: str = ""
-    ) -> tuple[str, dict[str, Any] | None]:
-        raw_name, password = data.get("username"), data.get("password")
-        if not isinstance(raw_name, str) or not isinstance(password, str):
-            self.log.warning("LDAP login refused: username or password missing from the form")
-            return "invalid_input", None
-        username = self.normalize_username(raw_name)
-        if not username or not password.strip():
-            self.log.warning(
-                "LDAP login refused for %s: empty username or password", _shown(username)
-            )
-            return "invalid_input", None
-        if not re.fullmatch(self.username_pattern, username):
-            self.log.warning(
-                "LDAP login refused for %s: does not match username_pattern", _shown(username)
-            )
-            return "invalid_input", None
-        if not self.server_urls:
-            self.log.error("LDAP login for %r impossible: server_urls is empty", username)
-            return "directory_error", None
-        # Counted from here until the directory answers (in flight), so simultaneous
-        # attempts cannot get past the limits; kept in a local in case the traits
-        # (and so the throttle) change meanwhile.
-        throttle = self.throttle
-        try:
-            attempt = throttle.begin(username, address)
-        except LoginThrottledError as exc:
-            self._log_throttled(username, address, exc)
-            return "throttled", None
-
-        try:
-            if attempt.delay > 0:
-                self.log.info(
-                    "LDAP login for %r from %s waits %.1f s: failed_login_name_limit reached",
-                    username,
-                    _shown_address(address),
-                    attempt.delay,
-                )
-                await asyncio.sleep(attempt.delay)
-            identity = await self._in_thread_with_deadline(
-                self.directory.authenticate, username, password
-            )
-        except InvalidCredentialsError as exc:
-            throttle.failed(attempt)
-            self.log.warning("LDAP login failed for %r: %s", username, exc)
-            return "bad_credentials", None
-        except UserNotFoundError as exc:
-            throttle.failed(attempt)
-            self.log.warning("LDAP login failed for %r: unknown user (%s)", username, exc)
-            return "unknown_user", None
-        except IncompleteIdentityError as exc:
-            self.log.error(
-                "LDAP login refused for %r: %s; the spawner needs a uid number (%s), "
-                "a gid number (%s) and a home directory (%s)",
-                username,
-                exc,
-                self.uid_number_attribute,
-                self.gid_number_attribute,
-                self.home_directory_attribute,
-            )
-            return "incomplete_identity", None
-        except LoginTimeoutError as exc:
-            self.log.error(
-                "LDAP login failed for %r: directory unavailable, login_timeout of %g s "
-                "reached: %s",
-                username,
-                self.login_timeout,
-                exc,
-            )
-            return "directory_error", None
-        except DirectoryUnavailableError as exc:
-            self.log.error("LDAP login failed for %r: directory unavailable: %s", username, exc)
-            return "directory_error", None
-        except Exception as exc:
-            # Never a 500 for a login. The message of an unexpected error might echo
-            # its input, so log only its type and where it happened.
-            where = "".join(traceback.format_tb(exc.__traceback__, limit=-3))
-            self.log.error(
-                "LDAP login failed for %r with an unexpected %s at\n%s",
-                username,
-                type(exc).__name__,
-                where,
-            )
-            return "error", None
-        else:
-            throttle.succeeded(attempt)
-        finally:
-            # Directory errors, timeouts, cancellation: the attempt counts as nothing
-            # (a no-op after failed() or succeeded()).
-            throttle.release(attempt)
-
-        problems = id_problems(
-            identity, min_uid=self.min_uid, min_gid=self.min_gid, refused_gids=self.refused_gids
-        )
-        if problems:
-            # Root and system accounts are never reachable through the directory.
-            self.log.error(
-                "LDAP login refused for %r: %s (settings min_uid, min_gid, refused_gids)",
-                username,
-                "; ".join(problems),
-            )
-            return "system_id", None
-
-        model = self._model(identity)
-        if not (self.allow_all or self.check_allowed(username, model)):
-            self.log.warning(
-                "LDAP login refused for %r: not in allowed_users or allowed_groups %s",
-                username,
-                sorted(self.allowed_groups),
-            )
-            return "not_allowed", None
-        self.log.info("LDAP login for %r (uid %d)", username, identity.uid_number)
-        return "success", model
-
-    def _log_throttled(self, username: str, address: str, exc: LoginThrottledError) -> None:
-        where = _shown_address(address)
-        if exc.reason is Refusal.ADDRESS:
-            self.log.warning(
-                "LDAP login for %r from %s throttled: failed_login_limit (%d) reached "
-                "for this address; next try in %.0f s",
-                username,
-                where,
-                self.failed_login_limit,
-                exc.retry_after,
-            )
-        elif exc.reason is Refusal.NAME:
-            self.log.warning(
-                "LDAP login for %r from %s throttled: failed_login_name_limit (%d) reached "
-                "across addresses; next free slot in %.0f s, beyond failed_login_max_wait",
-                username,
-                where,
-                self.failed_login_name_limit,
-                exc.retry_after,
-            )
-        else:
-            self.log.error(
-                "LDAP login for %r from %s throttled: the login throttle is full "
-                "(throttle_max_names = %d) of names that are throttled or in flight",
-                username,
-                where,
-                self.throttle_max_names,
-            )
+        return await login.authenticate(self, handler, data)
 
     async def refresh_user(self, user: Any, handler: Any = None) -> bool | dict[str, Any]:
         """Re-read identity and groups (JupyterHub calls this every ``auth_refresh_age``).
 
-        With the service account the entry is read again; the refresh is refused
-        (False: log in again) when the person is gone from the directory, lost a
-        POSIX attribute, left every allowed group, or the name now belongs to
-        another entry (another unique id, or DN when either side has none, or
-        another uid number than recorded). Without a service account (direct bind)
-        nothing can be re-read: the refresh is refused once the last password
-        check is older than ``auth_refresh_age``. True when the directory cannot be
-        reached (the session is kept) or no server is configured; otherwise the
-        updated auth model.
+        With the service account the entry is read again and passes the same
+        decision as a login: the refresh is refused (False: log in again) when
+        the person is gone from the directory, lost a POSIX attribute, now has a
+        system id (``min_uid``, ``min_gid``, ``refused_gids``), left every allowed
+        group, or the name now belongs to another entry (another unique id, or DN
+        when either side has none, or another uid number than recorded). Without a
+        service account (direct bind) nothing can be re-read: the refresh is
+        refused once the last password check is older than ``auth_refresh_age``.
+        True when the directory cannot be reached (the session is kept) or no
+        server is configured; otherwise the updated auth model.
 
         A refused refresh also replaces ``auth_state`` with one that holds no
         identity (only the record of the entry that owned the name), so no server
         can start from the stale identity whatever JupyterHub does with the refusal
         (JupyterHub 6.1+ ignores it on token requests unless
         ``auth_refresh_strict``), and a later login by another entry is refused.
+        See :mod:`.refresh`.
         """
-        name = user.name
-        if not self.server_urls:
-            metrics.LDAP_REFRESHES.labels("skipped").inc()
-            return True
-        state = await user.get_auth_state() if self.enable_auth_state else None
-        record = entry_record(state)
-        if not self.search_bind_dn:
-            return await self._refresh_by_age(user, state, record)
-        try:
-            identity = await self._in_thread_with_deadline(self.directory.lookup, name)
-        except UserNotFoundError as exc:
-            self.log.warning("LDAP refresh: %r is gone from the directory (%s)", name, exc)
-            return await self._refuse_refresh(user, record, "removed")
-        except IncompleteIdentityError as exc:
-            self.log.warning("LDAP refresh: %r lost its POSIX identity: %s", name, exc)
-            return await self._refuse_refresh(user, record, "incomplete_identity")
-        except DirectoryUnavailableError as exc:
-            self.log.warning("LDAP refresh of %r postponed, directory unavailable: %s", name, exc)
-            metrics.LDAP_REFRESHES.labels("directory_error").inc()
-            return True
-        except Exception as exc:
-            where = "".join(traceback.format_tb(exc.__traceback__, limit=-3))
-            self.log.error(
-                "LDAP refresh of %r postponed after an unexpected %s at\n%s",
-                name,
-                type(exc).__name__,
-                where,
-            )
-            metrics.LDAP_REFRESHES.labels("error").inc()
-            return True
-        problem = ownership_problem(record, EntryRecord.of(identity))
-        if problem is not None and record is not None:
-            self.log.error(
-                "LDAP refresh refused for %r: another directory entry now holds the name: "
-                "%s (the hub user belongs to %s); its identity is cleared. If the name was "
-                "given to a new person, delete or rename the old hub user first",
-                name,
-                problem,
-                record.describe(),
-            )
-            return await self._refuse_refresh(user, record, "entry_changed")
-        model = self._model(identity)
-        if not (self.allow_all or self.check_allowed(name, model)):
-            self.log.warning("LDAP refresh: %r is no longer allowed; login required", name)
-            return await self._refuse_refresh(user, record, "not_allowed")
-        if state and isinstance(state.get(VERIFIED_KEY), int | float):
-            model["auth_state"][VERIFIED_KEY] = state[VERIFIED_KEY]
-        metrics.LDAP_REFRESHES.labels("current").inc()
-        return model
-
-    async def _refresh_by_age(
-        self, user: Any, state: dict[str, Any] | None, record: EntryRecord | None
-    ) -> bool:
-        """Direct bind without a service account: the last password check must be recent.
-
-        Nothing can verify the person between logins, so a refresh more than
-        ``auth_refresh_age`` seconds after the password check is refused (the time
-        is kept in ``auth_state``: a hub restart does not reset it). Spawns always
-        refresh first (``refresh_pre_spawn``), so none starts after that; other
-        requests are refused at JupyterHub's next periodic refresh, which after a
-        hub restart may come up to one more ``auth_refresh_age`` later. A session
-        from before this check was kept (no time recorded) must log in once.
-        """
-        name = user.name
-        if not self.enable_auth_state:
-            metrics.LDAP_REFRESHES.labels("skipped").inc()
-            return True
-        if not state or CLEARED_KEY in state:
-            metrics.LDAP_REFRESHES.labels("expired").inc()
-            return False
-        verified = state.get(VERIFIED_KEY)
-        age = self.auth_refresh_age
-        if not age:
-            metrics.LDAP_REFRESHES.labels("skipped").inc()
-            return True
-        if isinstance(verified, bool) or not isinstance(verified, int | float):
-            self.log.warning(
-                "LDAP refresh: no password check recorded for %r and no service account "
-                "to re-read the entry; login required",
-                name,
-            )
-            return await self._refuse_refresh(user, record, "expired")
-        elapsed = time.time() - verified
-        if elapsed > age:
-            self.log.warning(
-                "LDAP refresh: %r last gave the password %.0f s ago, more than "
-                "auth_refresh_age (%d s), and there is no service account to re-read the "
-                "entry; login required",
-                name,
-                elapsed,
-                age,
-            )
-            return await self._refuse_refresh(user, record, "expired")
-        metrics.LDAP_REFRESHES.labels("current").inc()
-        return True
-
-    async def _refuse_refresh(self, user: Any, record: EntryRecord | None, outcome: str) -> bool:
-        """Count a refused refresh and clear the identity from ``auth_state``; False."""
-        metrics.LDAP_REFRESHES.labels(outcome).inc()
-        if self.enable_auth_state:
-            await user.save_auth_state(cleared_auth_state(record, outcome))
-        return False
+        return await refresh.refresh_user(self, user)

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,12 +29,15 @@ from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn, parse_dn
 
 from ..identity import Identity
-from .attributes import (
-    AttributeNames,
+from .attributes import AttributeNames, groups_from_entries, holds_name, identity_from_entry
+from .errors import (
+    DirectoryError,
+    DirectoryUnavailableError,
     IncompleteIdentityError,
-    groups_from_entries,
-    holds_name,
-    identity_from_entry,
+    InvalidCredentialsError,
+    LoginTimeoutError,
+    SearchLimitError,
+    UserNotFoundError,
 )
 
 __all__ = [
@@ -58,10 +61,10 @@ _INVALID_CREDENTIALS = 49
 #: that the pool returns to the first server some time after a failover.
 _POOL_MAX_AGE = 60.0
 
-# Errors that mean "this server is not usable right now": try the next one.
 #: RFC 2696 simple paged results, which OpenLDAP and Active Directory both support.
 _PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
 
+# Errors that mean "this server is not usable right now": try the next one.
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     ldap_exc.LDAPCommunicationError,
     ldap_exc.LDAPStartTLSError,
@@ -73,69 +76,34 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-class DirectoryError(Exception):
-    """Base class of the failures a login can end in."""
-
-
-class DirectoryUnavailableError(DirectoryError):
-    """No configured server could be used (refused, timed out, TLS failed, dropped)."""
-
-
-class LoginTimeoutError(DirectoryUnavailableError):
-    """The overall deadline of one login or refresh passed before the directory answered."""
-
-
-class SearchLimitError(DirectoryUnavailableError):
-    """The server cut a search short at its size limit: the answer would be incomplete."""
-
-
-class InvalidCredentialsError(DirectoryError):
-    """The directory refused the password (or it cannot be sent at all).
-
-    ``ambiguous`` is true for LDAP's ``invalidCredentials`` answer, which a
-    server also gives for a DN that does not exist: only then may another
-    ``bind_dn_template`` be tried.
-    """
-
-    def __init__(self, message: str, *, ambiguous: bool = False) -> None:
-        super().__init__(message)
-        self.ambiguous = ambiguous
-
-
-class UserNotFoundError(DirectoryError):
-    """The user search found no entry (or more than one) for the username."""
-
-
 @dataclass(frozen=True)
 class DirectorySettings:
-    """Everything :class:`LDAPDirectory` needs; built from the authenticator's traits.
+    """Everything :class:`LDAPDirectory` needs, each value from the authenticator's
+    trait of that name (the traits hold the defaults and their documentation).
 
-    ``bind_dn_templates`` chooses direct bind; without them the service
-    account (``search_bind_dn``) searches for the user's DN first.
+    ``bind_dn_templates`` (``bind_dn_template``) chooses direct bind; without them
+    the service account (``search_bind_dn``) searches for the user's DN first.
+    ``pool_size`` is ``executor_threads``.
     """
 
     server_urls: tuple[str, ...]
-    starttls: bool = True
-    tls_ca_file: str | None = None
-    tls_verify: bool = True
-    allow_insecure: bool = False
-    connect_timeout: float = 5.0
-    operation_timeout: float = 10.0
-    bind_dn_templates: tuple[str, ...] = ()
-    search_bind_dn: str = ""
-    search_bind_password: str = ""
-    user_search_base: str = ""
-    user_search_filter: str = "(&(objectClass=posixAccount)(uid={username}))"
-    group_search_base: str = ""
-    group_search_filter: str = (
-        "(|(&(objectClass=posixGroup)(|(memberUid={username})(gidNumber={gid_number})))"
-        "(&(objectClass=groupOfNames)(member={dn}))"
-        "(&(objectClass=groupOfUniqueNames)(uniqueMember={dn})))"
-    )
-    pool_size: int = 4
-    search_page_size: int = 500
-    server_retry_interval: float = 30.0
-    attributes: AttributeNames = field(default_factory=AttributeNames)
+    starttls: bool
+    tls_ca_file: str | None
+    tls_verify: bool
+    allow_insecure: bool
+    connect_timeout: float
+    operation_timeout: float
+    server_retry_interval: float
+    bind_dn_templates: tuple[str, ...]
+    search_bind_dn: str
+    search_bind_password: str
+    user_search_base: str
+    user_search_filter: str
+    group_search_base: str
+    group_search_filter: str
+    search_page_size: int
+    pool_size: int
+    attributes: AttributeNames
 
 
 def username_attributes(template: str) -> tuple[tuple[str, str], ...]:

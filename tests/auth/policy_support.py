@@ -12,9 +12,30 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import requests
+from prometheus_client import REGISTRY
 
 from tests.support.hub_fixtures import RunningHub
 from tests.support.slapd import Slapd, user_dn
+
+
+class User:
+    """What refresh_user reads of a hub user: its name and auth_state."""
+
+    def __init__(self, name: str, state: dict[str, Any] | None = None) -> None:
+        self.name = name
+        self.state = state
+
+    async def get_auth_state(self) -> dict[str, Any] | None:
+        return self.state
+
+    async def save_auth_state(self, state: dict[str, Any] | None) -> None:
+        self.state = state
+
+
+def refresh_count(outcome: str) -> float:
+    """The ``lsst_hub_ldap_refreshes_total`` count for one outcome (0 before any)."""
+    value = REGISTRY.get_sample_value("lsst_hub_ldap_refreshes_total", {"outcome": outcome})
+    return value or 0.0
 
 
 def hub_config(settings: dict[str, Any], *extra: str) -> str:

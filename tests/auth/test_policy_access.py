@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.auth.policy_support import hub_config
+from tests.auth.policy_support import User, hub_config
 from tests.support.hub_fixtures import RunningHub, login, new_session
 from tests.support.ldap_fixtures import authenticator_config
 from tests.support.ldap_fixtures import login as auth_login
@@ -48,20 +48,6 @@ def settings(users: set[str], groups: set[str], existing: Any) -> dict[str, Any]
     if existing is not UNSET:
         values["allow_existing_users"] = existing
     return values
-
-
-class User:
-    """What refresh_user reads of a hub user: its name and auth_state."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.state: dict[str, Any] | None = None
-
-    async def get_auth_state(self) -> dict[str, Any] | None:
-        return self.state
-
-    async def save_auth_state(self, state: dict[str, Any] | None) -> None:
-        self.state = state
 
 
 @pytest.mark.parametrize(("users", "groups", "existing"), COMBINATIONS)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,7 +21,7 @@ import pytest
 from traitlets import TraitError
 from traitlets.config import Config
 
-from lsst_hub.auth.directory import DirectorySettings, DirectoryUnavailableError, LDAPDirectory
+from lsst_hub.auth.directory import DirectoryUnavailableError, LDAPDirectory
 from tests.support.ldap_fixtures import login, outcome_count
 from tests.support.slapd import BASE_DN, PEOPLE_DN, SVC_DN, SVC_PW, Slapd
 
@@ -153,11 +154,10 @@ async def test_hidden_entry_is_not_taken_over_without_service_account(
     # The directory alone, as a misconfigured or changed setup would reach it: the
     # guest's own connection cannot see uid=alice,ou=people, so guestpw would make
     # the guest the hub user alice. It refuses instead, naming what to set.
+    settings = make_authenticator(bind_dn_template=PEOPLE).directory.settings
     directory = LDAPDirectory(
-        DirectorySettings(
-            server_urls=(slapd.ldap_url,),
-            tls_ca_file=str(slapd.ca_file),
-            bind_dn_templates=(PEOPLE, GUESTS),
+        replace(
+            settings, bind_dn_templates=(PEOPLE, GUESTS), search_bind_dn="", search_bind_password=""
         )
     )
     try:
