@@ -102,9 +102,16 @@ singleuser:
 """
 
 
-def wait_for(what: str, check: Callable[[], Any], log: Path, timeout: float = 120.0) -> Any:
+def wait_for(
+    what: str, check: Callable[[], Any], log: Path, timeout: float = 120.0,
+    processes: list[subprocess.Popen[bytes]] | None = None,
+) -> Any:  # fmt: skip
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        for process in processes or []:
+            if process.poll() is not None:
+                tail = log.read_text(errors="replace")[-6000:]
+                pytest.fail(f"{process.args[0]} exited before {what}:\n{tail}")
         with contextlib.suppress(requests.RequestException):
             value = check()
             if value:
@@ -230,6 +237,7 @@ def run_chart_hub(site: Demo, hub_image_env: HubEnv, postgres: Postgres | None =
             "hub health over HTTPS",
             lambda: requests.get(f"{https}/hub/health", verify=ca, timeout=5).ok,
             log,
+            processes=processes,
         )
         run_the_session(site, https, ca, token, log)
         assert (srv / "jupyterhub.sqlite").exists() is (postgres is None)
@@ -312,10 +320,12 @@ def run_the_session(site: Demo, https: str, ca: Path, token: str, log: Path) -> 
     )
     assert kube("/api/v1/persistentvolumes/gpfs-home-alice")["status"]["phase"] == "Bound"
     assert whoami.exists()
-    text = log.read_text(errors="replace")
     # The orphan-pod service reached the hub at its local address, with the spawner's
-    # namespace and instance label, and could list the pods with the hub's RBAC.
+    # namespace and instance label, and could list the pods with the hub's RBAC (its
+    # first pass runs once the hub has started it, in the background).
+    done = f"orphan pod pass done in {NAMESPACE} for instance jhub: 0 deleted"
+    wait_for("the orphan-pod service's first pass", lambda: done in log.read_text(), log)
+    text = log.read_text(errors="replace")
     assert "Loading extra config: lsst-hub-orphan-pods" in text
-    assert f"orphan pod pass done in {NAMESPACE} for instance jhub: 0 deleted" in text
     assert "orphan pod pass failed" not in text
     assert "Traceback" not in text, text[-6000:]
