@@ -97,7 +97,7 @@ class Identity:
     Parameters
     ----------
     username
-        The JupyterHub username (normalised, lower case).
+        The JupyterHub username (normalized, lower case).
     ldap_dn
         The person's distinguished name in the directory.
     unique_id
@@ -141,7 +141,7 @@ class Identity:
         return sorted(gids)
 
     def to_auth_state(self) -> dict[str, Any]:
-        """Return the JSON-serialisable ``auth_state`` form."""
+        """Return the JSON-serializable ``auth_state`` form."""
         state: dict[str, Any] = {
             "ldap_dn": self.ldap_dn,
             "uid_number": self.uid_number,

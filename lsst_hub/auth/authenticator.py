@@ -454,11 +454,12 @@ class LDAPAuthenticator(Authenticator):
         after the directory answered and before anything is decided: it gets the
         identity's keys (see :doc:`/reference/auth-state`), not the authenticator's
         own bookkeeping, and may add keys of its own (the spawner ignores them) or
-        change the identity's, e.g. map the home directory. What it returns must
-        still hold a valid identity (``uid_number``, ``gid_number``,
-        ``home_directory``, well-formed ``groups``) and be JSON; the limits and
-        rules (:attr:`min_uid`, :attr:`min_gid`, :attr:`refused_gids`, entry
-        ownership, :attr:`allowed_groups`, :attr:`admin_groups`) then apply to it.
+        change the identity's, e.g. map the home directory (the hub username is not
+        among the keys: ``ldap_dn`` and ``uid_number`` identify the person). What it
+        returns must still hold a valid identity (``uid_number``, ``gid_number``,
+        ``home_directory``, well-formed ``groups``) and be JSON; the limits and rules
+        (:attr:`min_uid`, :attr:`min_gid`, :attr:`refused_gids`, entry ownership,
+        :attr:`allowed_groups`, :attr:`admin_groups`) then apply to it.
         A hook that raises, or returns something else, refuses the login (403) or
         the refresh (the identity is cleared, the person must log in again) with a
         log line naming this setting (outcome ``invalid_auth_state``); an
@@ -749,7 +750,7 @@ class LDAPAuthenticator(Authenticator):
         and try no further server once it has passed, so the thread returns to
         the pool within about a second of the deadline (ldap3 rounds the TLS
         handshake timeout up to whole seconds). A call still queued for a free
-        thread is cancelled and never runs.
+        thread is canceled and never runs.
 
         Raises
         ------

@@ -579,7 +579,7 @@ class LDAPDirectory:
     def authenticate(self, username: str, password: str, deadline: float | None = None) -> Identity:
         """Check the password and read the identity.
 
-        ``username`` must already be normalised and validated; it is escaped
+        ``username`` must already be normalized and validated; it is escaped
         here before it goes into a DN or a filter. ``deadline`` is a
         :func:`time.monotonic` time after which no server is tried and no
         socket waits any longer (None: only the per-server timeouts).

@@ -17,7 +17,7 @@ Entry ownership
     When a refresh is refused the identity is replaced by
     :func:`cleared_auth_state`, which keeps only that record, so that the
     spawner has nothing to run and a later login by a new owner of the name is
-    still recognised.
+    still recognized.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ VERIFIED_KEY = "password_verified_at"
 _ESCAPE = re.compile(r"\\([0-9A-Fa-f]{2})|\\(.)", re.DOTALL)
 _SPACES = re.compile(r"\s+")
 
-#: A normalised DN: RDNs in order, each a sorted tuple of (type, value) pairs.
+#: A normalized DN: RDNs in order, each a sorted tuple of (type, value) pairs.
 NormalDN = tuple[tuple[tuple[str, str], ...], ...]
 
 
@@ -121,7 +121,7 @@ class GroupRule:
     names
         Group ``cn`` values, matched exactly.
     dns
-        Normalised DNs, matched against the group entries' DNs.
+        Normalized DNs, matched against the group entries' DNs.
     """
 
     names: frozenset[str]

@@ -126,7 +126,7 @@ class LoginThrottle:
         Length of the window in seconds.
     name_limit
         Ceiling per username across all addresses: burst size and the number
-        of attempts per ``window`` once it is used up. Default: ``4 * limit``.
+        of attempts per ``window`` once it is used up.
     max_wait
         Longest wait in seconds for a slot under the ceiling; an attempt whose
         slot is further away is refused.
@@ -141,16 +141,16 @@ class LoginThrottle:
         limit: int,
         window: float,
         *,
-        name_limit: int | None = None,
-        max_wait: float = 5.0,
-        max_names: int = 100_000,
+        name_limit: int,
+        max_wait: float,
+        max_names: int,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if window <= 0:
             raise ValueError(f"window must be positive, got {window}")
         self.limit = limit
         self.window = float(window)
-        self.name_limit = max(1, 4 * limit if name_limit is None else name_limit)
+        self.name_limit = max(1, name_limit)
         self.max_wait = max(0.0, float(max_wait))
         self.max_names = max(1, max_names)
         self._clock = clock
@@ -295,5 +295,5 @@ class LoginThrottle:
 
     def release(self, attempt: Attempt) -> None:
         """End ``attempt`` without a verdict on the password (directory error,
-        cancelled): it counts as nothing."""
+        canceled): it counts as nothing."""
         self._end(attempt, failed=False, succeeded=False)

@@ -1,7 +1,7 @@
 """LDAPAuthenticator against the real test slapd: binds, groups, identity, hostile input.
 
 Logins go through ``get_authenticated_user``, JupyterHub's outer login API
-(normalisation, allow and admin checks), exactly as the hub calls it.
+(normalization, allow and admin checks), exactly as the hub calls it.
 """
 
 from __future__ import annotations

@@ -274,7 +274,7 @@ def test_name_reused_after_the_person_was_deleted_is_refused(
     jupyterhub_factory: StartHub, slapd: Slapd, cluster: Cluster, made: People
 ) -> None:
     # The refresh that found the person gone cleared the identity but kept the
-    # record of the entry, so the next owner of the name is still recognised.
+    # record of the entry, so the next owner of the name is still recognized.
     hub = spawning_hub(jupyterhub_factory, slapd, cluster)
     made.add("rhea", "rheapw", 20421, ["jupyterhub-users"])
     assert login(hub, "rhea", "rheapw").status_code == 302

@@ -30,7 +30,7 @@ def fail(throttle: LoginThrottle, name: str, address: str = "a") -> None:
 
 def test_throttled_after_limit_failures_within_window() -> None:
     clock = Clock()
-    throttle = LoginThrottle(3, 60, clock=clock)
+    throttle = LoginThrottle(3, 60, name_limit=12, max_wait=5, max_names=100_000, clock=clock)
     for _ in range(3):
         fail(throttle, "alice")
     with pytest.raises(LoginThrottledError) as info:
@@ -41,7 +41,7 @@ def test_throttled_after_limit_failures_within_window() -> None:
 
 def test_attempts_in_flight_count_against_the_limit() -> None:
     # 200 attempts start before any of them ends: only `limit` are admitted.
-    throttle = LoginThrottle(3, 60, clock=Clock())
+    throttle = LoginThrottle(3, 60, name_limit=12, max_wait=5, max_names=100_000, clock=Clock())
     admitted: list[Attempt] = []
     refusals = 0
     for _ in range(200):
@@ -57,7 +57,7 @@ def test_attempts_in_flight_count_against_the_limit() -> None:
 
 
 def test_success_releases_its_place_and_clears_failures() -> None:
-    throttle = LoginThrottle(2, 60, clock=Clock())
+    throttle = LoginThrottle(2, 60, name_limit=8, max_wait=5, max_names=100_000, clock=Clock())
     fail(throttle, "alice")
     attempt = throttle.begin("alice", "a")
     assert refused(throttle, "alice") is Refusal.ADDRESS  # 1 failure + 1 in flight
@@ -68,7 +68,7 @@ def test_success_releases_its_place_and_clears_failures() -> None:
 
 
 def test_directory_error_releases_without_counting() -> None:
-    throttle = LoginThrottle(2, 60, clock=Clock())
+    throttle = LoginThrottle(2, 60, name_limit=8, max_wait=5, max_names=100_000, clock=Clock())
     for _ in range(10):
         throttle.release(throttle.begin("alice", "a"))
     fail(throttle, "alice")
@@ -77,7 +77,7 @@ def test_directory_error_releases_without_counting() -> None:
 
 
 def test_ending_an_attempt_twice_counts_once() -> None:
-    throttle = LoginThrottle(2, 60, clock=Clock())
+    throttle = LoginThrottle(2, 60, name_limit=8, max_wait=5, max_names=100_000, clock=Clock())
     attempt = throttle.begin("alice", "a")
     throttle.failed(attempt)
     throttle.failed(attempt)
@@ -88,7 +88,7 @@ def test_ending_an_attempt_twice_counts_once() -> None:
 
 def test_throttle_ends_when_failures_leave_the_window() -> None:
     clock = Clock()
-    throttle = LoginThrottle(2, 60, clock=clock)
+    throttle = LoginThrottle(2, 60, name_limit=8, max_wait=5, max_names=100_000, clock=clock)
     fail(throttle, "alice")
     clock.now += 30
     fail(throttle, "alice")
@@ -101,7 +101,7 @@ def test_throttle_ends_when_failures_leave_the_window() -> None:
 
 
 def test_other_addresses_and_names_are_not_locked_out() -> None:
-    throttle = LoginThrottle(2, 60, clock=Clock())
+    throttle = LoginThrottle(2, 60, name_limit=8, max_wait=5, max_names=100_000, clock=Clock())
     fail(throttle, "alice", "attacker")
     fail(throttle, "alice", "attacker")
     assert refused(throttle, "alice", "attacker") is Refusal.ADDRESS
@@ -114,7 +114,7 @@ def test_other_addresses_and_names_are_not_locked_out() -> None:
 
 
 def test_limit_zero_disables() -> None:
-    throttle = LoginThrottle(0, 60, clock=Clock())
+    throttle = LoginThrottle(0, 60, name_limit=1, max_wait=5, max_names=100_000, clock=Clock())
     for _ in range(100):
         fail(throttle, "alice")
     assert throttle.begin("alice", "a").delay == 0
@@ -127,7 +127,7 @@ def test_limit_zero_disables() -> None:
 def test_ceiling_caps_a_distributed_guesser() -> None:
     clock = Clock()
     # 10 per 100 s per name: one slot every 10 s once the burst is used.
-    throttle = LoginThrottle(3, 100, name_limit=10, max_wait=0, clock=clock)
+    throttle = LoginThrottle(3, 100, name_limit=10, max_wait=0, max_names=100_000, clock=clock)
     admitted = []
     for i in range(1000):
         try:
@@ -152,7 +152,7 @@ def test_ceiling_caps_a_distributed_guesser() -> None:
 
 def test_ceiling_slows_the_owner_within_max_wait_instead_of_refusing() -> None:
     clock = Clock()
-    throttle = LoginThrottle(2, 100, name_limit=4, max_wait=30, clock=clock)
+    throttle = LoginThrottle(2, 100, name_limit=4, max_wait=30, max_names=100_000, clock=clock)
     for address in ("a", "a", "b", "b"):
         fail(throttle, "alice", address)
     # The ceiling is used up: the next slot is 25 s away (100 s / 4), within max_wait.
@@ -172,7 +172,7 @@ def test_ceiling_slows_the_owner_within_max_wait_instead_of_refusing() -> None:
 
 def test_refused_attempts_take_no_slot() -> None:
     clock = Clock()
-    throttle = LoginThrottle(1, 100, name_limit=2, max_wait=0, clock=clock)
+    throttle = LoginThrottle(1, 100, name_limit=2, max_wait=0, max_names=100_000, clock=clock)
     fail(throttle, "alice", "attacker")
     for _ in range(50):  # hammering from a throttled address costs the name nothing
         assert refused(throttle, "alice", "attacker") is Refusal.ADDRESS
@@ -180,8 +180,12 @@ def test_refused_attempts_take_no_slot() -> None:
 
 
 def test_default_ceiling_is_four_times_the_limit() -> None:
-    assert LoginThrottle(5, 300).name_limit == 20
-    assert LoginThrottle(5, 300).interval == 15
+    # The default is the trait's (failed_login_name_limit), the throttle's only source.
+    from lsst_hub.auth import LDAPAuthenticator
+
+    throttle = LDAPAuthenticator(failed_login_limit=5, failed_login_window=300).throttle
+    assert throttle.name_limit == 20
+    assert throttle.interval == 15
 
 
 # -- memory bound ---------------------------------------------------------------
@@ -189,7 +193,7 @@ def test_default_ceiling_is_four_times_the_limit() -> None:
 
 def test_memory_is_bounded_by_forgetting_names_that_restrict_nothing() -> None:
     clock = Clock()
-    throttle = LoginThrottle(2, 60, name_limit=10, max_names=10, clock=clock)
+    throttle = LoginThrottle(2, 60, name_limit=10, max_wait=5, max_names=10, clock=clock)
     for i in range(100):
         fail(throttle, f"user{i}")
         clock.now += 6  # one slot refills: the bucket of user{i} is full again
@@ -199,7 +203,7 @@ def test_memory_is_bounded_by_forgetting_names_that_restrict_nothing() -> None:
 def test_eviction_never_frees_a_throttled_name() -> None:
     clock = Clock()
     # One slot refills every 1 ms: a made-up name restricts nothing 1 ms after its try.
-    throttle = LoginThrottle(2, 600, name_limit=600_000, max_names=10, clock=clock)
+    throttle = LoginThrottle(2, 600, name_limit=600_000, max_wait=5, max_names=10, clock=clock)
     fail(throttle, "victim")
     fail(throttle, "victim")
     for i in range(100_000):  # 100 s in all, well within the victim's window
@@ -211,7 +215,7 @@ def test_eviction_never_frees_a_throttled_name() -> None:
 
 def test_eviction_never_frees_a_name_in_flight_or_slowed() -> None:
     clock = Clock()
-    throttle = LoginThrottle(5, 600, name_limit=2, max_names=3, max_wait=0, clock=clock)
+    throttle = LoginThrottle(5, 600, name_limit=2, max_wait=0, max_names=3, clock=clock)
     in_flight = throttle.begin("pending", "a")
     fail(throttle, "slowed", "a")
     fail(throttle, "slowed", "b")
@@ -234,7 +238,7 @@ def test_eviction_never_frees_a_name_in_flight_or_slowed() -> None:
 
 def test_full_of_throttled_names_refuses_new_names() -> None:
     clock = Clock()
-    throttle = LoginThrottle(1, 600, max_names=3, clock=clock)
+    throttle = LoginThrottle(1, 600, name_limit=4, max_wait=5, max_names=3, clock=clock)
     for name in ("alice", "bob", "carol"):
         fail(throttle, name)
     assert refused(throttle, "dave") is Refusal.MEMORY
