@@ -37,6 +37,7 @@ from typing import Any
 import aiohttp
 from kubernetes_asyncio.client import ApiClient, ApiException, CoreV1Api, CustomObjectsApi
 
+from ..names import Obj
 from .model import NodeUsage, parse_duration, parse_time
 from .quantities import QuantityError, cpu_cores, memory_bytes
 from .result import LoadMetric, Placement
@@ -44,10 +45,9 @@ from .totals import ClusterTotals, NodeTotals
 
 __all__ = ["ClusterCache"]
 
-Obj = dict[str, Any]
-# Errors after which a loop backs off and retries (anything else is a bug: logged too).
 # Events (or listed objects) handled between two yields to the event loop.
 _YIELD_EVERY = 500
+# Errors after which a loop backs off and retries (anything else is a bug: logged too).
 _TRANSIENT = (ApiException, aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError)
 
 
@@ -118,7 +118,7 @@ class ClusterCache:
         """Start the watches (and metrics poll); return once the first lists are in.
 
         Until then the loops retry with backoff, however long it takes; wrap the
-        call in :func:`asyncio.timeout` to bound the wait: when cancelled, the loops
+        call in :func:`asyncio.timeout` to bound the wait: when canceled, the loops
         are stopped before the cancellation propagates.
         """
         if self._tasks:

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..identity import DEFAULT_MIN_GID, DEFAULT_MIN_UID, DEFAULT_REFUSED_GIDS, Identity
+from ..names import HOSTNAME_LABEL, Obj
 from ..placement.model import required_node_terms
 from .paths import expand_placeholders
 
 __all__ = [
-    "HOSTNAME_LABEL",
     "PodPlan",
     "container_security_context",
     "expand_source",
@@ -28,7 +28,7 @@ __all__ = [
     "identity_env",
     "passwd_configmap",
     "passwd_volume",
-    "personalise_pod",
+    "personalize_pod",
     "pin_to_node",
     "pod_security_context",
     "pod_violations",
@@ -41,10 +41,7 @@ __all__ = [
     "user_home_volume",
 ]
 
-HOSTNAME_LABEL = "kubernetes.io/hostname"
 _RUNTIME_DEFAULT = {"type": "RuntimeDefault"}
-
-Obj = dict[str, Any]
 
 
 # -- identity ----------------------------------------------------------------
@@ -371,6 +368,8 @@ class PodPlan:
         The node the pod is pinned to, or None to leave it to the scheduler.
     labels
         Extra pod labels (the hub instance label).
+    annotations
+        Extra pod annotations (the owner's JupyterHub user id).
     min_uid, min_gid, refused_gids
         The ids no pod may use (the spawner's settings), checked on the final
         pod whatever the identity says.
@@ -382,6 +381,7 @@ class PodPlan:
     mounts: tuple[Obj, ...] = ()
     node: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
     min_uid: int = DEFAULT_MIN_UID
     min_gid: int = DEFAULT_MIN_GID
     refused_gids: frozenset[int] = DEFAULT_REFUSED_GIDS
@@ -454,7 +454,7 @@ def privilege_requests(container: Mapping[str, Any]) -> list[str]:
     return out + _context_escapes(context)
 
 
-def personalise_pod(pod: Mapping[str, Any], plan: PodPlan, container: str = "notebook") -> Obj:
+def personalize_pod(pod: Mapping[str, Any], plan: PodPlan, container: str = "notebook") -> Obj:
     """Return a copy of KubeSpawner's pod made to run as ``plan.identity``.
 
     The notebook container, and every other container and init container that
@@ -469,6 +469,8 @@ def personalise_pod(pod: Mapping[str, Any], plan: PodPlan, container: str = "not
     spec = result.setdefault("spec", {})
     metadata = result.setdefault("metadata", {})
     metadata.setdefault("labels", {}).update(plan.labels)
+    if plan.annotations:
+        metadata["annotations"] = {**(metadata.get("annotations") or {}), **plan.annotations}
 
     psc = dict(spec.get("securityContext") or {})
     # See pod_security_context: never chown a shared file system.
@@ -610,7 +612,7 @@ def _home_violations(spec: Mapping[str, Any], plan: PodPlan, container: str) -> 
 
 
 def pod_violations(pod: Mapping[str, Any], plan: PodPlan, container: str = "notebook") -> list[str]:
-    """What in a final pod breaks the promises :func:`personalise_pod` made.
+    """What in a final pod breaks the promises :func:`personalize_pod` made.
 
     KubeSpawner runs an admin's ``modify_pod_hook`` after the pod is built; this
     checks the pod that is about to be created. Every container, init container
@@ -647,7 +649,7 @@ def pod_violations(pod: Mapping[str, Any], plan: PodPlan, container: str = "note
     problems += _gid_problems("the pod's supplementalGroups", groups, plan)
     problems += [f"the pod sets {escape}" for escape in _context_escapes(psc)]
     for key, value in annotations.items():
-        # The annotation forms older kubelets honour.
+        # The annotation forms older kubelets honor.
         if key.startswith(("seccomp.security.alpha.kubernetes.io/",
                            "container.seccomp.security.alpha.kubernetes.io/",
                            "container.apparmor.security.beta.kubernetes.io/")) and (

@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 from kubernetes_asyncio.client.rest import ApiException
 
+from ..names import Obj
 from . import builders
 
 __all__ = [
@@ -32,7 +33,6 @@ __all__ = [
     "KubeUnavailableError",
 ]
 
-Obj = dict[str, Any]
 log = logging.getLogger(__name__)
 
 
@@ -307,6 +307,20 @@ class Kube:
             label_selector=label_selector,
         )
         return [self.to_dict(p) for p in answer.items]
+
+    async def read_pod(self, name: str) -> Obj | None:
+        """The pod of that name in our namespace, or None if there is none."""
+        try:
+            return self.to_dict(
+                await self.call(
+                    f"read pod {self.namespace}/{name}",
+                    self.api.read_namespaced_pod,
+                    name,
+                    self.namespace,
+                )
+            )
+        except KubeNotFoundError:
+            return None
 
     async def delete_pod(self, name: str, grace_seconds: int | None = None) -> bool:
         """Delete a pod; True if it was there. Never touches volumes or claims."""

@@ -38,7 +38,7 @@ class HomePathError(ValueError):
     """A home directory that must not be mounted."""
 
 
-def _normalise_root(root: str) -> str:
+def _normalize_root(root: str) -> str:
     if not isinstance(root, str) or not root.startswith("/") or "\0" in root:
         raise HomePathError(f"allowed home root {root!r} is not an absolute path")
     if ".." in root.split("/"):
@@ -49,7 +49,7 @@ def _normalise_root(root: str) -> str:
 
 
 def validate_home(home: object, allowed_roots: Iterable[str]) -> str:
-    """Return the normalised home directory, or refuse it.
+    """Return the normalized home directory, or refuse it.
 
     Parameters
     ----------
@@ -80,7 +80,7 @@ def validate_home(home: object, allowed_roots: Iterable[str]) -> str:
     if ".." in home.split("/"):
         raise HomePathError(f"home directory {home!r} contains '..'")
     normal = "/" + posixpath.normpath(home).lstrip("/")
-    roots = [_normalise_root(r) for r in allowed_roots]
+    roots = [_normalize_root(r) for r in allowed_roots]
     for root in roots:
         if normal == root:
             raise HomePathError(
@@ -95,7 +95,7 @@ def validate_home(home: object, allowed_roots: Iterable[str]) -> str:
 
 
 def validate_mount_path(path: str) -> str:
-    """Return a normalised in-pod mount path, or refuse it.
+    """Return a normalized in-pod mount path, or refuse it.
 
     Raises
     ------
@@ -118,7 +118,7 @@ def home_relative_to(home: str, root: str) -> str:
     HomePathError
         When ``home`` is not strictly below ``root``.
     """
-    normal_root = _normalise_root(root)
+    normal_root = _normalize_root(root)
     normal = validate_home(home, [normal_root])
     return posixpath.relpath(normal, normal_root)
 
@@ -159,7 +159,7 @@ def default_home_pattern(allowed_roots: Iterable[str]) -> str:
     A home lies directly below one of ``allowed_roots`` and is named exactly
     like the person, so no home can lie inside another person's.
     """
-    roots = sorted({_normalise_root(r).rstrip("/") for r in allowed_roots})
+    roots = sorted({_normalize_root(r).rstrip("/") for r in allowed_roots})
     return "(?:" + "|".join(re.escape(r) for r in roots) + ")/{username}"
 
 
@@ -197,7 +197,7 @@ def check_home_owner(home: str, username: str, uid: int, pattern: str) -> None:
     Parameters
     ----------
     home
-        The home as :func:`validate_home` returned it (normalised).
+        The home as :func:`validate_home` returned it (normalized).
     username, uid
         Whose home it must be.
     pattern

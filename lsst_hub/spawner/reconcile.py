@@ -46,11 +46,17 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..names import (
+    COMPONENT,
+    COMPONENT_LABEL,
+    DEFAULT_HUB_INSTANCE,
+    INSTANCE_LABEL,
+    SERVERNAME_KEY,
+    USERNAME_KEY,
+)
 from .kube import Kube, KubeConflictError, KubeNotFoundError
 
 __all__ = [
-    "COMPONENT",
-    "INSTANCE_LABEL",
     "KnownServers",
     "ServerKey",
     "default_instance",
@@ -63,9 +69,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The label naming the hub (``LSSTSpawner.hub_instance``) that started a pod.
-INSTANCE_LABEL = "lsst-hub/instance"
-COMPONENT = "singleuser-server"
 #: (username, server name), the server name being "" for the default server.
 ServerKey = tuple[str, str]
 
@@ -73,13 +76,14 @@ ServerKey = tuple[str, str]
 def default_instance(hub_api_url: str) -> str:
     """The default ``hub_instance`` of the hub whose API is at ``hub_api_url``.
 
-    ``jupyterhub-`` and 10 hex digits of the URL's SHA-256: the same in the
-    spawner (``Hub.api_url``) and in the orphan service (``JUPYTERHUB_API_URL``,
-    which JupyterHub sets to that URL), different for two hubs sharing a
-    namespace (their pods and services reach them at different addresses).
+    ``jupyterhub-`` (:data:`~lsst_hub.names.DEFAULT_HUB_INSTANCE`) and 10 hex
+    digits of the URL's SHA-256: the same in the spawner (``Hub.api_url``) and
+    in the orphan service (``JUPYTERHUB_API_URL``, which JupyterHub sets to that
+    URL), different for two hubs sharing a namespace (their pods and services
+    reach them at different addresses).
     """
     digest = hashlib.sha256(hub_api_url.rstrip("/").encode()).hexdigest()
-    return f"jupyterhub-{digest[:10]}"
+    return f"{DEFAULT_HUB_INSTANCE}-{digest[:10]}"
 
 
 @dataclass(frozen=True)
@@ -133,10 +137,10 @@ def pod_server(pod: Mapping[str, Any]) -> ServerKey | None:
     The annotations hold the raw names (labels hold escaped ones).
     """
     annotations = (pod.get("metadata") or {}).get("annotations") or {}
-    user = annotations.get("hub.jupyter.org/username")
+    user = annotations.get(USERNAME_KEY)
     if not user:
         return None
-    return str(user), str(annotations.get("hub.jupyter.org/servername") or "")
+    return str(user), str(annotations.get(SERVERNAME_KEY) or "")
 
 
 def select_orphans(
@@ -148,7 +152,7 @@ def select_orphans(
 
     A pod is "ours" only with ``lsst-hub/instance=<instance>`` and
     ``component=singleuser-server`` and KubeSpawner's username annotation; any
-    other pod (another hub's, an admin's, unlabelled) is never selected. A
+    other pod (another hub's, an admin's, unlabeled) is never selected. A
     pod is known when its (user, server) is, or when a known server's state
     names it (:class:`KnownServers`).
     """
@@ -157,7 +161,7 @@ def select_orphans(
     for pod in pods:
         meta = pod.get("metadata") or {}
         labels = meta.get("labels") or {}
-        if labels.get(INSTANCE_LABEL) != instance or labels.get("component") != COMPONENT:
+        if labels.get(INSTANCE_LABEL) != instance or labels.get(COMPONENT_LABEL) != COMPONENT:
             continue
         if meta.get("deletionTimestamp"):
             continue
@@ -213,7 +217,7 @@ async def reconcile(
             answer = await answer
         return KnownServers.of(answer)
 
-    pods = await kube.list_pods(f"{INSTANCE_LABEL}={instance},component={COMPONENT}")
+    pods = await kube.list_pods(f"{INSTANCE_LABEL}={instance},{COMPONENT_LABEL}={COMPONENT}")
     suspects = select_orphans(pods, await ask(), instance)
     if suspects:
         suspects = select_orphans(

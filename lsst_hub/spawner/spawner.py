@@ -1,10 +1,35 @@
 """LSSTSpawner: KubeSpawner running each server as its owner, on the least-loaded node,
 with the owner's GPFS home mounted, and leaving no pod behind when a session ends.
 
-This module is glue: traits, and the order in which :mod:`.builders` (pure),
-:mod:`.kube` (API calls), :mod:`lsst_hub.placement` and KubeSpawner's own pod
-life cycle are called. KubeSpawner still creates the pod, waits for it,
-streams its events, polls and deletes it.
+This module holds the traits and the order of a spawn; each step is a small
+module of its own, called with plain values:
+
+1. :mod:`.person`: the identity from ``auth_state``, configured containers;
+2. :mod:`.home`: the home checked, its volume made and bound;
+3. :mod:`.placing`: the node chosen, room reserved there;
+4. :mod:`.podcheck`: KubeSpawner builds the pod, made personal by
+   :func:`.builders.personalize_pod` from a :class:`~.builders.PodPlan`, and
+   creates it after the final check; the pod name must be this user's;
+5. stop: KubeSpawner deletes the pod; nothing deletes a home.
+
+:mod:`.builders` (pure) builds every object, :mod:`.kube` makes the API calls,
+:mod:`.orphans` starts the fallback orphan pass. KubeSpawner still creates the
+pod, waits for it, streams its events, polls and deletes it.
+
+KubeSpawner's private parts used (checked against KubeSpawner
+:data:`KUBESPAWNER_CHECKED`; ``tests/spawner/test_kubespawner_version.py`` fails
+on any other version, to have them checked again):
+
+- ``_start``, overridden and called. KubeSpawner's public ``start()`` wraps it
+  in the future ``progress()`` follows, so overriding it keeps the progress page
+  open until our whole spawn (identity, home, node) has ended; calling it runs
+  KubeSpawner's pod creation and wait, which has no public entry point. Inside
+  it KubeSpawner calls back the public ``get_env``, ``get_pod_manifest`` and
+  ``modify_pod_hook`` (in that order, after ``load_user_options``): the only
+  time the plan is kept on the spawner (``_pod_plan``).
+
+Public KubeSpawner attributes used: ``api`` (its shared client),
+``pod_reflector`` and ``events`` (the pod's state and events while it starts).
 """
 
 from __future__ import annotations
@@ -12,13 +37,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import weakref
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, cast
 
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
-from kubespawner.slugs import is_valid_label
-from tornado import web
+from kubespawner.slugs import is_valid_label, safe_slug
 from traitlets import (
     Bool,
     Dict,
@@ -33,60 +56,34 @@ from traitlets import (
     validate,
 )
 
-from ..identity import (
-    DEFAULT_MIN_GID,
-    DEFAULT_MIN_UID,
-    DEFAULT_REFUSED_GIDS,
-    Identity,
-    IdentityError,
-    id_problems,
-)
-from . import builders
-from .kube import HomeVolumeError, Kube, KubeError, map_api_exception
-from .paths import (
-    HomePathError,
-    check_home_owner,
-    check_home_pattern,
-    default_home_pattern,
-    expand_placeholders,
-    home_relative_to,
-    safe_name,
-    validate_home,
-    validate_mount_path,
-)
-from .reconcile import (
+from ..identity import DEFAULT_MIN_GID, DEFAULT_MIN_UID, DEFAULT_REFUSED_GIDS, Identity
+from ..names import (
+    DEFAULT_HUB_INSTANCE,
     INSTANCE_LABEL,
-    KnownServers,
-    default_instance,
-    known_servers_from_db,
-    reconcile,
+    MANAGED_BY,
+    USER_ID_ANNOTATION,
+    USERNAME_KEY,
 )
+from . import builders, orphans, person, placing
+from .errors import PodNameTakenError, SpawnError
+from .home import Home, HomeSettings, home_volume_names, prepare_home
+from .kube import Kube, KubeError, map_api_exception
+from .paths import check_home_pattern, default_home_pattern
+from .podcheck import FinalPodCheck, pod_owner_conflict
+from .reconcile import default_instance
 from .status import pod_finished, unschedulable_reason
 
-__all__ = ["LSSTSpawner", "SpawnError"]
+if TYPE_CHECKING:
+    from ..placement import ClusterCache, LoadMetric
 
-MANAGED_BY = {"app.kubernetes.io/managed-by": "lsst-hub"}
-#: Zero to JupyterHub's name for the init container of
-#: ``singleuser.cloudMetadata.blockWithIptables``.
-Z2JH_METADATA_BLOCKER = "block-cloud-metadata"
+__all__ = ["KUBESPAWNER_CHECKED", "KUBESPAWNER_PRIVATE", "LSSTSpawner", "SpawnError"]
 
-
-class SpawnError(web.HTTPError):
-    """A spawn that cannot succeed; the message is shown on the spawn page.
-
-    An HTTP error so that JupyterHub passes it on as it is: a spawn that fails
-    within its first second is answered directly, and JupyterHub would replace
-    any other exception by "Unhandled error starting server". ``status_code``
-    503 marks a cluster without room (try later), 500 the rest.
-    """
-
-    def __init__(self, message: str, status_code: int = 500) -> None:
-        super().__init__(status_code, "%s", message)
-        # JupyterHub shows this attribute to the person instead of a generic error.
-        self.jupyterhub_message = message
-
-    def __str__(self) -> str:
-        return self.jupyterhub_message
+#: The KubeSpawner versions (from, up to but excluding) whose private parts this
+#: module was checked against (see the module text).
+KUBESPAWNER_CHECKED = ("7.1", "7.2")
+#: The private KubeSpawner (and JupyterHub ``Spawner``) methods LSSTSpawner
+#: overrides or calls, each explained in the module text.
+KUBESPAWNER_PRIVATE = ("_start",)
 
 
 class _JSON:
@@ -94,14 +91,6 @@ class _JSON:
 
     def __init__(self, obj: Any) -> None:
         self.data = json.dumps(obj)
-
-
-def _plain(entry: Any) -> dict[str, Any]:
-    """A configured container as a dict (client models give snake_case keys)."""
-    if isinstance(entry, dict):
-        return entry
-    to_dict = getattr(entry, "to_dict", None)
-    return dict(to_dict()) if callable(to_dict) else {}
 
 
 class LSSTSpawner(KubeSpawner):
@@ -116,31 +105,24 @@ class LSSTSpawner(KubeSpawner):
     bound, chooses the least-loaded node (:attr:`placement_strategy`) and then
     lets KubeSpawner create a pod that runs as the person (Pod Security
     "restricted"), pinned to that node, with the home mounted and as working
-    directory. A pod the
-    scheduler refuses is placed once more elsewhere; nothing that fits, or a
-    second refusal, fails the spawn at once with the reason (:class:`SpawnError`).
-    The node choice honours KubeSpawner's ``node_selector``, ``tolerations`` and
-    ``node_affinity_required``. An admin's ``modify_pod_hook`` may change the pod,
-    but not its identity: a pod that would no longer run as the person, confined,
-    with only the person's home, on the chosen node is refused
-    (:func:`.builders.pod_violations`).
+    directory. A pod the scheduler refuses is placed once more elsewhere;
+    nothing that fits, or a second refusal, fails the spawn at once with the
+    reason (:class:`SpawnError`). The node choice honors KubeSpawner's
+    ``node_selector``, ``tolerations`` and ``node_affinity_required``. An admin's
+    ``modify_pod_hook`` may change the pod, but not its identity: a pod that
+    would no longer run as the person, confined, with only the person's home,
+    on the chosen node is refused (:func:`.builders.pod_violations`). A pod
+    name held by another hub user's pod (a user renamed while their server runs
+    keeps their pod's name) fails the spawn, and that pod is never deleted.
 
     Every way a session ends (stop, logout, culling, the server exiting) deletes
     the pod; no code path deletes a home volume or claim (:attr:`delete_pvc` is
-    always False, :meth:`delete_forever` keeps them). Pods labelled with
+    always False, :meth:`delete_forever` keeps them). Pods labeled with
     :attr:`hub_instance` whose server the hub no longer knows are deleted at hub
     start by the orphan service (:mod:`lsst_hub.spawner.reconcile_service`) and,
     as a fallback, once per hub process at the first poll or spawn
-    (:mod:`lsst_hub.spawner.reconcile`).
+    (:mod:`lsst_hub.spawner.orphans`).
     """
-
-    # One placement cache per hub process and event loop, shared by all spawners.
-    _caches: ClassVar[weakref.WeakKeyDictionary[Any, Any]] = weakref.WeakKeyDictionary()
-    _cache_locks: ClassVar[weakref.WeakKeyDictionary[Any, asyncio.Lock]] = (
-        weakref.WeakKeyDictionary()
-    )
-    # The event loops for which orphan reconciliation has been started.
-    _reconciled: ClassVar[weakref.WeakSet[Any]] = weakref.WeakSet()
 
     # -- traits --------------------------------------------------------------------
     placement_strategy = Enum(
@@ -163,7 +145,7 @@ class LSSTSpawner(KubeSpawner):
         or measured ``usage`` (metrics API) where a sample exists.""",
     )
     hub_instance = Unicode(
-        "jupyterhub",
+        DEFAULT_HUB_INSTANCE,
         config=True,
         help="""Name of this hub, put on its pods as the label ``lsst-hub/instance``.
 
@@ -178,12 +160,12 @@ class LSSTSpawner(KubeSpawner):
         value to the service. Setting it explicitly (``configure_service`` passes
         it on) keeps the label stable when the hub's URL changes; each hub in a
         namespace needs its own. Changing it, or the URL while it is unset,
-        leaves pods labelled with the old value to the admin.""",
+        leaves pods labeled with the old value to the admin.""",
     )
     reconcile_orphans = Bool(
         True,
         config=True,
-        help="""Delete this hub's orphan pods (labelled with :attr:`hub_instance`,
+        help="""Delete this hub's orphan pods (labeled with :attr:`hub_instance`,
         server unknown to the hub) once per hub process, at the first poll or spawn.
 
         A fallback: on a hub with no running servers nothing is polled at start,
@@ -204,7 +186,7 @@ class LSSTSpawner(KubeSpawner):
         help=r"""A regular expression a home directory must match, as a whole, to be
         its person's: ``{username}`` in it stands for the username (escaped, so it
         matches literally) and ``{uid}`` for the uidNumber; one of them must appear.
-        It is matched against the normalised home (no ``.``, ``..``, repeated or
+        It is matched against the normalized home (no ``.``, ``..``, repeated or
         trailing ``/``), after the :attr:`allowed_home_roots` check.
 
         Default: ``(?:<root>|...)/{username}`` over :attr:`allowed_home_roots`,
@@ -351,7 +333,7 @@ class LSSTSpawner(KubeSpawner):
     @default("hub_instance")
     def _default_hub_instance(self) -> str:
         api_url = getattr(self.hub, "api_url", None)
-        return default_instance(str(api_url)) if api_url else "jupyterhub"
+        return default_instance(str(api_url)) if api_url else DEFAULT_HUB_INSTANCE
 
     @default("home_directory_pattern")
     def _default_home_directory_pattern(self) -> str:
@@ -374,11 +356,13 @@ class LSSTSpawner(KubeSpawner):
     # -- state of one spawn -----------------------------------------------------------
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._identity: Identity | None = None
-        self._plan: builders.PodPlan | None = None
+        # The plan of the pod being created: set by _run_pod only while KubeSpawner's
+        # _start runs, for the callbacks it makes (get_env, get_pod_manifest).
+        self._pod_plan: builders.PodPlan | None = None
+        # The room held on the chosen node (see placing.Reservation for its life).
+        self._reservation: placing.Reservation | None = None
         self._messages: list[dict[str, Any]] = []
         self._placed = asyncio.Event()
-        self._reservation: str | None = None
 
     @property
     def kube(self) -> Kube:
@@ -390,271 +374,110 @@ class LSSTSpawner(KubeSpawner):
             retry_timeout=self.k8s_api_request_retry_timeout,
         )
 
+    @property
+    def _who(self) -> str:
+        # Not JupyterHub's private _log_name (user:server), which its own logs use.
+        return f"{self.user.name}/{self.name}" if self.name else str(self.user.name)
+
     def _say(self, message: str) -> None:
         self._messages.append({"message": message})
-        self.log.info("%s: %s", self._log_name, message)
+        self.log.info("%s: %s", self._who, message)
 
-    # -- identity ---------------------------------------------------------------------
+    # -- 1. identity ------------------------------------------------------------------
     async def load_identity(self) -> Identity:
-        """The person's identity from ``auth_state``.
-
-        Raises
-        ------
-        SpawnError
-            Without a usable auth_state, saying what the admin must configure
-            (there is no fallback to root or the image's user), or for an
-            identity with a uid/gid below :attr:`min_uid`/:attr:`min_gid` or a
-            refused or negative group id.
-        """
-        try:
-            state = await self.user.get_auth_state()
-        except Exception as exc:
-            # A missing JUPYTERHUB_CRYPT_KEY makes decryption itself fail.
-            raise SpawnError(
-                f"cannot read the login state of {self.user.name!r} ({exc}); "
-                "the hub admin must set JUPYTERHUB_CRYPT_KEY and "
-                "c.Authenticator.enable_auth_state = True"
-            ) from exc
-        try:
-            identity = Identity.from_auth_state(self.user.name, state)
-        except IdentityError as exc:
-            raise SpawnError(f"cannot start a server for {self.user.name!r}: {exc}") from exc
-        problems = id_problems(
-            identity,
+        """The person's identity from ``auth_state`` (:func:`.person.load_identity`)."""
+        return await person.load_identity(
+            self.user,
             min_uid=self.min_uid,
             min_gid=self.min_gid,
             refused_gids=frozenset(self.refused_gids),
+            log=self.log,
+            log_name=self._who,
         )
-        if problems:
-            # The authenticator refuses such a login; this is the second line.
-            self.log.error("refusing a server for %s: %s", self._log_name, "; ".join(problems))
-            raise SpawnError(
-                f"cannot start a server for {self.user.name!r}: {'; '.join(problems)}. "
-                "Servers never run as root or a system account; ask the directory's "
-                "administrators."
-            )
-        return identity
 
-    def _plan_limits(self) -> dict[str, Any]:
-        return {
-            "min_uid": self.min_uid,
-            "min_gid": self.min_gid,
-            "refused_gids": frozenset(self.refused_gids),
-        }
-
-    # -- configured containers --------------------------------------------------------
     def configured_container_problems(self) -> list[str]:
-        """Containers the configuration adds that ask for root or privileges.
-
-        ``init_containers`` and ``extra_containers`` (after any profile's
-        overrides) run in the person's pod, so as the person without
-        privileges; one that asks for more is refused rather than rewritten
-        into something that cannot run. Entries may be dicts (camelCase or
-        snake_case) or Kubernetes client models.
-        """
-        problems: list[str] = []
-        for trait in ("init_containers", "extra_containers"):
-            for entry in getattr(self, trait) or []:
-                container = _plain(entry)
-                asks = builders.privilege_requests(container)
-                if not asks:
-                    continue
-                name = container.get("name")
-                setting = f"c.KubeSpawner.{trait}"
-                if trait == "init_containers" and name == Z2JH_METADATA_BLOCKER:
-                    setting += " / singleuser.cloudMetadata.blockWithIptables"
-                    fix = (
-                        "set singleuser.cloudMetadata.blockWithIptables to false and block "
-                        "the cloud metadata address with a NetworkPolicy instead "
-                        "(singleuser.networkPolicy)"
-                    )
-                else:
-                    fix = "remove it, or let it run as the person without privileges"
-                problems.append(f"{setting}: container {name!r} asks for {', '.join(asks)}; {fix}")
-        return problems
+        """Containers the configuration adds (``init_containers``,
+        ``extra_containers``, after any profile's overrides) that ask for root or
+        privileges (:func:`.person.configured_container_problems`)."""
+        return person.configured_container_problems(self.init_containers, self.extra_containers)
 
     def _refuse_privileged_containers(self) -> None:
-        problems = self.configured_container_problems()
-        if problems:
-            self.log.error("refusing to start %s: %s", self._log_name, "; ".join(problems))
-            raise SpawnError(
-                "The hub's configuration adds containers that need privileges, but a "
-                "server runs only as its person: " + "; ".join(problems) + "."
-            )
+        person.refuse_privileged_containers(
+            self.configured_container_problems(), self.log, self._who
+        )
 
-    def get_env(self) -> dict[str, str]:
-        """KubeSpawner's environment plus NB_USER, NB_UID, NB_GID and HOME."""
-        env: dict[str, str] = super().get_env()
-        if self._plan is not None:
-            env.update(builders.identity_env(self._plan.identity, self._plan.home))
-        return env
-
-    # -- home -------------------------------------------------------------------------
-    def _labels(self) -> dict[str, str]:
+    # -- 2. home ----------------------------------------------------------------------
+    @property
+    def home_settings(self) -> HomeSettings:
+        """The home traits as one value, for :mod:`.home`."""
         labels = dict(MANAGED_BY)
-        labels["hub.jupyter.org/username"] = self._build_common_labels({})[
-            "hub.jupyter.org/username"
-        ]
-        return labels
-
-    def _mount_path(self, identity: Identity, home: str) -> str:
-        if not self.home_mount_path:
-            return home
-        values = {"home_directory": home, "username": identity.username}
-        return validate_mount_path(expand_placeholders(str(self.home_mount_path), values))
-
-    def checked_home(self, identity: Identity, path: str) -> str:
-        """``path`` normalised if it is ``identity``'s home, else :class:`HomePathError`.
-
-        Below an allowed root (:func:`.paths.validate_home`) and the person's
-        by :attr:`home_directory_pattern`.
-        """
-        home = validate_home(path, self.allowed_home_roots)
-        check_home_owner(home, identity.username, identity.uid_number, self.home_directory_pattern)
-        return home
-
-    async def prepare_home(
-        self, identity: Identity, home: str, mount: str
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Make sure the home volume exists, is this person's and is bound.
-
-        Returns the pod volumes and notebook mounts to add.
-        """
-        kube = self.kube
-        if self.home_volume_mode == "shared-claim":
-            if not self.shared_home_claim:
-                raise SpawnError(
-                    "home_volume_mode is 'shared-claim' but c.LSSTSpawner.shared_home_claim "
-                    "is not set"
-                )
-            sub_path = home_relative_to(home, self.shared_home_root)
-            await kube.wait_pvc_bound(self.shared_home_claim, self.home_bind_timeout)
-            volume, mount_spec = builders.shared_home_volume(
-                self.shared_home_claim, sub_path, mount
-            )
-            return [volume], [mount_spec]
-        pv_name = safe_name(identity.username, "gpfs-home-")
-        pvc_name = safe_name(identity.username, "home-")
-        source = builders.expand_source(self.home_pv_source, identity, home)
-        # What is mounted is checked, after expansion: a hostPath template without
-        # {home_directory} could name the root or someone else's home.
-        for path in builders.source_paths(source):
-            self.checked_home(identity, path)
-        labels = self._labels()
-        pv = builders.home_pv(
-            name=pv_name,
-            source=source,
-            claim_namespace=self.namespace,
-            claim_name=pvc_name,
-            capacity=self.home_volume_capacity,
-            labels=labels,
-        )
-        await kube.ensure_home_pv(pv)
-        pvc = builders.home_pvc(
-            name=pvc_name,
+        # The same value as KubeSpawner's username label on the pod.
+        labels[USERNAME_KEY] = safe_slug(self.user.name, is_valid=is_valid_label)
+        return HomeSettings(
             namespace=self.namespace,
-            pv_name=pv_name,
+            allowed_roots=tuple(self.allowed_home_roots),
+            pattern=self.home_directory_pattern,
+            volume_mode=self.home_volume_mode,
+            pv_source=self.home_pv_source,
             capacity=self.home_volume_capacity,
+            bind_timeout=self.home_bind_timeout,
+            shared_claim=self.shared_home_claim,
+            shared_root=self.shared_home_root,
+            mount_path=str(self.home_mount_path),
+            synthesize_passwd=self.synthesize_passwd,
             labels=labels,
         )
-        await kube.ensure_home_pvc(pvc)
 
-        async def rebind(claim: dict[str, Any]) -> None:
-            await kube.rebind_released_pv(pv_name, claim)
-
-        await kube.wait_pvc_bound(pvc_name, self.home_bind_timeout, on_pending=rebind)
-        volume, mount_spec = builders.user_home_volume(pvc_name, mount)
-        return [volume], [mount_spec]
-
-    async def _passwd(self, identity: Identity, home: str) -> tuple[dict[str, Any], list[Any]]:
-        name = safe_name(identity.username, "passwd-")
-        configmap = builders.passwd_configmap(
-            identity, name=name, namespace=self.namespace, home=home, labels=self._labels()
-        )
-        await self.kube.apply_configmap(configmap)
-        return builders.passwd_volume(name)
-
-    # -- placement --------------------------------------------------------------------
+    # -- 3. placement -----------------------------------------------------------------
     @classmethod
-    async def placement_cache(cls, spawner: LSSTSpawner) -> Any:
+    async def placement_cache(cls, spawner: LSSTSpawner) -> ClusterCache:
         """The hub-wide :class:`~lsst_hub.placement.ClusterCache`, started on first use."""
-        from ..placement import ClusterCache
-
-        loop = asyncio.get_running_loop()
-        cache = cls._caches.get(loop)
-        if cache is not None:
-            return cache
-        lock = cls._cache_locks.setdefault(loop, asyncio.Lock())
-        async with lock:
-            cache = cls._caches.get(loop)
-            if cache is None:
-                cache = ClusterCache(
-                    spawner.api.api_client,
-                    metrics_interval=(
-                        spawner.usage_poll_interval if spawner.load_metric == "usage" else None
-                    ),
-                    request_timeout=spawner.k8s_api_request_timeout,
-                    log=spawner.log,
-                )
-                try:
-                    async with asyncio.timeout(spawner.k8s_api_request_retry_timeout):
-                        await cache.start()
-                except TimeoutError:
-                    raise SpawnError(
-                        "cannot read the cluster's nodes and pods to choose a node "
-                        f"(no answer within {spawner.k8s_api_request_retry_timeout}s); "
-                        "check the hub's access to the Kubernetes API"
-                    ) from None
-                cls._caches[loop] = cache
-        return cache
+        return await placing.cluster_cache(
+            spawner.api.api_client,
+            metrics_interval=(
+                spawner.usage_poll_interval if spawner.load_metric == "usage" else None
+            ),
+            request_timeout=spawner.k8s_api_request_timeout,
+            start_timeout=spawner.k8s_api_request_retry_timeout,
+            log=spawner.log,
+        )
 
     @classmethod
     async def stop_placement_cache(cls) -> None:
         """Stop the cache of the running loop (tests, shutdown)."""
-        cache = cls._caches.pop(asyncio.get_running_loop(), None)
-        if cache is not None:
-            await cache.stop()
-
-    def _request(self) -> tuple[float, int]:
-        cpu = self.cpu_guarantee or self.cpu_limit or 0.0
-        memory = self.mem_guarantee or self.mem_limit or 0
-        return float(cpu), int(memory)
+        await placing.stop_cluster_cache()
 
     async def _choose(self, exclude: list[str]) -> str | None:
+        """The node for the pod (None: the scheduler's choice); holds a reservation."""
         if self.placement_strategy == "scheduler":
             return None
-        cache = await self.placement_cache(self)
-        cpu, memory = self._request()
-        tolerations = self._sorted_dict_values(self.tolerations) or []
-        placement = cache.choose(
-            cpu,
-            memory,
-            node_selector=dict(self.node_selector or {}),
-            tolerations=list(tolerations),
-            load_metric=self.load_metric,
-            exclude=list(exclude),
-            node_affinity=list(self.node_affinity_required or []),
+        tolerations = self.tolerations or []
+        if isinstance(tolerations, dict):
+            # KubeSpawner takes a dict too, and uses its values in key order.
+            tolerations = [tolerations[key] for key in sorted(tolerations)]
+        cpu, memory = placing.pod_request(
+            self.cpu_guarantee, self.cpu_limit, self.mem_guarantee, self.mem_limit
         )
-        if placement.node is None:
-            raise SpawnError(placement.reason, 503)
-        self._reservation = f"{self.namespace}/{self.pod_name}"
-        cache.reserve(self._reservation, placement.node, cpu, memory)
+        placement, self._reservation = placing.choose_node(
+            await self.placement_cache(self),
+            key=f"{self.namespace}/{self.pod_name}",
+            cpu=cpu,
+            memory=memory,
+            node_selector=self.node_selector or {},
+            tolerations=tolerations,
+            node_affinity=self.node_affinity_required or [],
+            load_metric=cast("LoadMetric", self.load_metric),
+            exclude=exclude,
+        )
         self._say(placement.reason)
-        return str(placement.node)
+        return self._reservation.node
 
     def _release(self) -> None:
-        if self._reservation is None:
-            return
-        cache = self._caches.get(asyncio.get_running_loop())
-        if cache is not None:
-            cache.release(self._reservation)
-        self._reservation = None
+        if self._reservation is not None:
+            self._reservation.release()
+            self._reservation = None
 
-    # -- life cycle -------------------------------------------------------------------
-    @property
-    def _log_name(self) -> str:
-        return f"{self.user.name}/{self.name}" if self.name else str(self.user.name)
-
+    # -- the spawn, in order ----------------------------------------------------------
     def start(self) -> Any:
         """Start the server (see :meth:`_start`); resets the progress messages."""
         self._messages = []
@@ -673,41 +496,16 @@ class LSSTSpawner(KubeSpawner):
             self._placed.set()
 
     async def _start_personal(self) -> Any:
-        self._plan = None
         self._refuse_privileged_containers()
         identity = await self.load_identity()
-        try:
-            home = self.checked_home(identity, identity.home_directory)
-        except HomePathError as exc:
-            self.log.error("refusing the home of %s: %s", self._log_name, exc)
-            raise SpawnError(f"cannot mount the home of {identity.username!r}: {exc}") from exc
-        try:
-            mount = self._mount_path(identity, home)
-            volumes, mounts = await self.prepare_home(identity, home, mount)
-            if self.synthesize_passwd:
-                volume, passwd_mounts = await self._passwd(identity, mount)
-                volumes.append(volume)
-                mounts.extend(passwd_mounts)
-        except (HomeVolumeError, HomePathError) as exc:
-            raise SpawnError(f"cannot mount the home of {identity.username!r}: {exc}") from exc
-        except KubeError as exc:
-            raise SpawnError(f"cannot prepare the home volume: {exc}") from exc
-        self._say(f"Home {home} ready")
-
+        home = await prepare_home(self.kube, self.home_settings, identity, self.log,
+                                  self._who)  # fmt: skip
+        self._say(f"Home {home.path} ready")
         exclude: list[str] = []
         while True:
             node = await self._choose(exclude)
-            self._plan = builders.PodPlan(
-                identity=identity,
-                home=mount,
-                volumes=tuple(volumes),
-                mounts=tuple(mounts),
-                node=node,
-                labels={INSTANCE_LABEL: self.hub_instance},
-                **self._plan_limits(),
-            )
             self._placed.set()
-            reason = await self._run_pod()
+            reason = await self._run_pod(self._plan(identity, home, node))
             if isinstance(reason, str):
                 # The scheduler refused the pod: try once more elsewhere, then give up.
                 self._release()
@@ -721,8 +519,31 @@ class LSSTSpawner(KubeSpawner):
                 continue
             return reason[0]
 
-    async def _run_pod(self) -> tuple[Any] | str:
-        """Run KubeSpawner's start; return (url,) or the scheduler's refusal."""
+    def _plan(self, identity: Identity, home: Home, node: str | None) -> builders.PodPlan:
+        """Everything personal about the pod (see :class:`.builders.PodPlan`)."""
+        return builders.PodPlan(
+            identity=identity,
+            home=home.mount,
+            volumes=home.volumes,
+            mounts=home.mounts,
+            node=node,
+            labels={INSTANCE_LABEL: self.hub_instance},
+            annotations={USER_ID_ANNOTATION: str(self.user.id)},
+            min_uid=self.min_uid,
+            min_gid=self.min_gid,
+            refused_gids=frozenset(self.refused_gids),
+        )
+
+    async def _run_pod(self, plan: builders.PodPlan) -> tuple[Any] | str:
+        """Run KubeSpawner's start for ``plan``; return (url,) or the scheduler's refusal."""
+        await self._refuse_someone_elses_pod()
+        self._pod_plan = plan
+        try:
+            return await self._run_kubespawner_start()
+        finally:
+            self._pod_plan = None
+
+    async def _run_kubespawner_start(self) -> tuple[Any] | str:
         start = asyncio.ensure_future(super()._start())
         watch = asyncio.ensure_future(self._watch_unschedulable())
         try:
@@ -746,7 +567,7 @@ class LSSTSpawner(KubeSpawner):
                 raise
         start.cancel()
         with contextlib.suppress(BaseException):
-            await start  # cancelled on purpose
+            await start  # canceled on purpose
         return str(watch.result())
 
     async def _watch_unschedulable(self) -> str:
@@ -762,12 +583,6 @@ class LSSTSpawner(KubeSpawner):
                     return reason
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 1.0)
-
-    async def _delete_pod_now(self) -> None:
-        try:
-            await self.kube.delete_pod(self.pod_name, 0)
-        except KubeError:
-            self.log.exception("could not delete pod %s after a failed start", self.pod_name)
 
     async def progress(self) -> Any:
         """Our messages (home ready, node chosen), then KubeSpawner's pod events."""
@@ -787,9 +602,79 @@ class LSSTSpawner(KubeSpawner):
             yield self._messages[sent]
             sent += 1
 
+    # -- 4. the pod: KubeSpawner's callbacks while _run_pod runs ------------------------
+    def get_env(self) -> dict[str, str]:
+        """KubeSpawner's environment plus NB_USER, NB_UID, NB_GID and HOME."""
+        env: dict[str, str] = super().get_env()
+        if self._pod_plan is not None:
+            env.update(builders.identity_env(self._pod_plan.identity, self._pod_plan.home))
+        return env
+
+    async def get_pod_manifest(self) -> Any:
+        """KubeSpawner's pod, made personal by :func:`.builders.personalize_pod`.
+
+        Also puts the final pod check in ``modify_pod_hook``'s place, around
+        the hook configured now (by configuration, a profile or a
+        ``pre_spawn_hook``): KubeSpawner runs it next (:class:`.FinalPodCheck`).
+        """
+        pod = await super().get_pod_manifest()
+        plan = self._pod_plan
+        if plan is None:
+            return pod
+        # Profiles (kubespawner_override) are applied by now: check their containers too.
+        self._refuse_privileged_containers()
+        configured: Any = getattr(self, "modify_pod_hook", None)
+        self.modify_pod_hook = FinalPodCheck.around(configured, plan)
+        client = self.api.api_client
+        data = builders.personalize_pod(client.sanitize_for_serialization(pod), plan)
+        return client.deserialize(_JSON(data), "V1Pod")
+
+    def _owner_conflict(self, pod: Any, recorded_only: bool = False) -> str | None:
+        return pod_owner_conflict(
+            pod, user_id=str(self.user.id), username=str(self.user.name),
+            recorded_only=recorded_only,
+        )  # fmt: skip
+
+    async def _refuse_someone_elses_pod(self) -> None:
+        """Fail the spawn, deleting nothing, if this server's pod name is taken by
+        another hub user's pod (KubeSpawner would delete that pod)."""
+        conflict = self._owner_conflict(await self.kube.read_pod(self.pod_name))
+        if conflict:
+            self.log.error("refusing to start %s: %s", self._who, conflict)
+            raise PodNameTakenError(
+                f"cannot start a server for {self.user.name!r}: its pod name "
+                f"{self.pod_name} is taken, {conflict}. That pod is left running; "
+                "an administrator can stop that server (a user renamed while their "
+                "server runs keeps the pod's name) and you can then try again."
+            )
+
+    async def _someone_elses_pod(self) -> str | None:
+        """Why the pod with this server's pod name must not be deleted by it, or None."""
+        return self._owner_conflict(await self.kube.read_pod(self.pod_name), recorded_only=True)
+
+    # -- 5. stop ----------------------------------------------------------------------
+    async def _delete_pod_now(self) -> None:
+        try:
+            conflict = await self._someone_elses_pod()
+            if conflict:
+                self.log.warning("not deleting pod %s after a failed start: %s",
+                                 self.pod_name, conflict)  # fmt: skip
+                return
+            await self.kube.delete_pod(self.pod_name, 0)
+        except KubeError:
+            self.log.exception("could not delete pod %s after a failed start", self.pod_name)
+
     async def stop(self, now: bool = False) -> None:
-        """Delete the pod (grace period unless ``now``); the home is never touched."""
+        """Delete the pod (grace period unless ``now``); the home is never touched.
+
+        A pod with this server's pod name that the spawner recorded as another
+        hub user's is not deleted either.
+        """
         self._release()
+        conflict = await self._someone_elses_pod()
+        if conflict:
+            self.log.warning("%s: not deleting %s", self._who, conflict)
+            return
         await super().stop(now=now)
 
     async def poll(self) -> int | None:
@@ -803,78 +688,34 @@ class LSSTSpawner(KubeSpawner):
         status: int | None = await super().poll()
         if status is not None:
             pod = self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}")
-            if pod_finished(pod):
-                self.log.info("server of %s has exited; deleting its pod", self._log_name)
+            if pod_finished(pod) and not self._owner_conflict(pod, recorded_only=True):
+                self.log.info("server of %s has exited; deleting its pod", self._who)
                 await self.kube.delete_pod(self.pod_name, 0)
         return status
 
     async def delete_forever(self) -> None:
         """Called when the user is deleted: keep the home volume and say so."""
         if self.home_volume_mode == "per-user-pv":
-            pv = safe_name(self.user.name, "gpfs-home-")
-            pvc = safe_name(self.user.name, "home-")
+            pv, pvc = home_volume_names(self.user.name)
             self.log.info(
                 "user %s deleted; keeping home claim %s/%s and volume %s. To remove them by "
                 "hand: kubectl -n %s delete pvc %s && kubectl delete pv %s",
-                self._log_name, self.namespace, pvc, pv, self.namespace, pvc, pv,
+                self._who, self.namespace, pvc, pv, self.namespace, pvc, pv,
             )  # fmt: skip
         else:
-            self.log.info("user %s deleted; home left in place", self._log_name)
-
-    # -- pod -------------------------------------------------------------------------
-    async def get_pod_manifest(self) -> Any:
-        """KubeSpawner's pod, personalised by :func:`.builders.personalise_pod`."""
-        pod = await super().get_pod_manifest()
-        if self._plan is None:
-            return pod
-        # Profiles (kubespawner_override) are applied by now: check their containers too.
-        self._refuse_privileged_containers()
-        client = self.api.api_client
-        data = builders.personalise_pod(client.sanitize_for_serialization(pod), self._plan)
-        return client.deserialize(_JSON(data), "V1Pod")
-
-    async def _make_create_pod_request(self, pod: Any, request_timeout: float) -> Any:
-        """Check the final pod (after any ``modify_pod_hook``), then create it."""
-        if self._plan is not None:
-            data = self.api.api_client.sanitize_for_serialization(pod)
-            problems = builders.pod_violations(data, self._plan)
-            if problems:
-                # A configuration error, not a person's: say so in the hub's log and
-                # keep the details (uids, groups) out of the person's message.
-                self.log.error(
-                    "refusing to create pod %s: after modify_pod_hook %s",
-                    self.pod_name,
-                    "; ".join(problems),
-                )
-                raise SpawnError(
-                    "The server's pod was changed by the hub's configuration so that it "
-                    "would not run as you with your home; please tell the administrators."
-                )
-        return await super()._make_create_pod_request(pod, request_timeout)
+            self.log.info("user %s deleted; home left in place", self._who)
 
     # -- orphans ----------------------------------------------------------------------
+    #: The fallback orphan pass started by this hub process, if any (tests await it).
+    _reconcile_task: asyncio.Task[list[str]] | None = None
+
     def _maybe_reconcile(self) -> None:
         if not self.reconcile_orphans:
             return
-        loop = asyncio.get_running_loop()
-        if loop in self._reconciled:
-            return
-        self._reconciled.add(loop)
-        task = loop.create_task(self._reconcile_once())
-        # Keep a reference so the task is not garbage collected mid-way.
-        type(self)._reconcile_task = task
-
-    _reconcile_task: ClassVar[asyncio.Task[Any] | None] = None
+        task = orphans.start_once(self.kube, self.hub_instance, self.db, self.log)
+        if task is not None:
+            # Keep a reference so the task is not garbage collected mid-way.
+            type(self)._reconcile_task = task
 
     async def _reconcile_once(self) -> list[str]:
-        async def known() -> KnownServers:
-            return known_servers_from_db(self.db)
-
-        try:
-            return await reconcile(self.kube, self.hub_instance, known)
-        except Exception:
-            self.log.exception(
-                "orphan pod reconciliation failed; the orphan service (if configured) "
-                "retries it, this process will not"
-            )
-            return []
+        return await orphans.reconcile_from_db(self.kube, self.hub_instance, self.db, self.log)

@@ -164,7 +164,7 @@ CASES: list[tuple[str, list[dict[str, Any]], list[dict[str, Any]], dict[str, Any
         "a",
     ),
     (
-        "DoesNotExist skips labelled nodes",
+        "DoesNotExist skips labeled nodes",
         [node("a", labels={"spot": "1"}), node("b", labels={"spot": "1"}), node("c")],
         [pod("p", "c")],
         {"node_affinity": [{"matchExpressions": [_e("spot", "DoesNotExist")]}]},

@@ -1,4 +1,4 @@
-"""ClusterTotals behaviours that the reference has no notion of: reservations,
+"""ClusterTotals behaviors that the reference has no notion of: reservations,
 usage bookkeeping, malformed objects, relists."""
 
 from __future__ import annotations

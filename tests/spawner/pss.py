@@ -1,7 +1,7 @@
 """A checker for the Kubernetes Pod Security Standard "restricted" (v1.25+ rules).
 
 Written from https://kubernetes.io/docs/concepts/security/pod-security-standards/
-so tests can assert that a built pod would be admitted by a namespace labelled
+so tests can assert that a built pod would be admitted by a namespace labeled
 ``pod-security.kubernetes.io/enforce: restricted``. Returns the violations; an
 empty list means the pod passes.
 """

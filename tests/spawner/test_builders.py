@@ -58,7 +58,7 @@ def plan(**kw: Any) -> builders.PodPlan:
 
 
 async def test_pod_runs_as_the_person() -> None:
-    pod = builders.personalise_pod(kubespawner_pod(), plan())
+    pod = builders.personalize_pod(kubespawner_pod(), plan())
     psc = pod["spec"]["securityContext"]
     assert psc["runAsUser"] == 20001
     assert psc["runAsGroup"] == 20001
@@ -78,7 +78,7 @@ async def test_configured_root_and_fsgroup_are_overridden() -> None:
     raw = kubespawner_pod(uid=0, gid=0, fs_gid=100, privileged=True,
                           allow_privilege_escalation=True)  # fmt: skip
     assert raw["spec"]["securityContext"]["fsGroup"] == 100
-    pod = builders.personalise_pod(raw, plan())
+    pod = builders.personalize_pod(raw, plan())
     assert "fsGroup" not in pod["spec"]["securityContext"]
     csc = pod["spec"]["containers"][0]["securityContext"]
     assert csc["runAsUser"] == 20001
@@ -91,15 +91,15 @@ async def test_kubespawner_pod_alone_is_not_restricted() -> None:
     assert restricted_violations(kubespawner_pod())
 
 
-async def test_personalised_pod_satisfies_restricted_with_init_containers() -> None:
+async def test_personalized_pod_satisfies_restricted_with_init_containers() -> None:
     raw = kubespawner_pod(init_containers=[{"name": "setup", "image": "busybox"}])
     assert any("setup" in v for v in restricted_violations(raw))
-    pod = builders.personalise_pod(raw, plan())
+    pod = builders.personalize_pod(raw, plan())
     assert restricted_violations(pod) == []
 
 
 async def test_hostpath_volume_in_pod_would_break_restricted() -> None:
-    pod = builders.personalise_pod(
+    pod = builders.personalize_pod(
         kubespawner_pod(), plan(volumes=({"name": "h", "hostPath": {"path": "/x"}},))
     )
     assert restricted_violations(pod) == ["volume h uses ['hostPath']"]
@@ -108,7 +108,7 @@ async def test_hostpath_volume_in_pod_would_break_restricted() -> None:
 async def test_input_pod_is_not_modified() -> None:
     raw = kubespawner_pod()
     before = repr(raw)
-    builders.personalise_pod(raw, plan(node="node-1", labels={"x": "y"}))
+    builders.personalize_pod(raw, plan(node="node-1", labels={"x": "y"}))
     assert repr(raw) == before
 
 
@@ -122,7 +122,7 @@ def test_env_names_the_person() -> None:
 
 
 async def test_pin_to_node_alone() -> None:
-    pod = builders.personalise_pod(kubespawner_pod(), plan(node="node-7"))
+    pod = builders.personalize_pod(kubespawner_pod(), plan(node="node-7"))
     terms = pod["spec"]["affinity"]["nodeAffinity"][
         "requiredDuringSchedulingIgnoredDuringExecution"
     ]["nodeSelectorTerms"]
@@ -505,13 +505,13 @@ def _mount(pod: dict[str, Any], path: str) -> dict[str, Any]:
     return mount
 
 
-async def test_personalised_pod_keeps_every_promise() -> None:
+async def test_personalized_pod_keeps_every_promise() -> None:
     assert (
-        builders.pod_violations(builders.personalise_pod(kubespawner_pod(), plan()), plan()) == []
+        builders.pod_violations(builders.personalize_pod(kubespawner_pod(), plan()), plan()) == []
     )
     pinned = plan(node="node-3")
     assert (
-        builders.pod_violations(builders.personalise_pod(kubespawner_pod(), pinned), pinned) == []
+        builders.pod_violations(builders.personalize_pod(kubespawner_pod(), pinned), pinned) == []
     )
 
 
@@ -520,7 +520,7 @@ async def test_personalised_pod_keeps_every_promise() -> None:
 )
 async def test_hook_changes_are_found(change: Any, sentence: str) -> None:
     pinned = plan(node="node-3")
-    pod = builders.personalise_pod(kubespawner_pod(), pinned)
+    pod = builders.personalize_pod(kubespawner_pod(), pinned)
     change(pod)
     problems = builders.pod_violations(pod, pinned)
     assert any(sentence in p for p in problems), problems
@@ -528,7 +528,7 @@ async def test_hook_changes_are_found(change: Any, sentence: str) -> None:
 
 async def test_harmless_hook_changes_pass() -> None:
     pinned = plan(node="node-3")
-    pod = builders.personalise_pod(kubespawner_pod(), pinned)
+    pod = builders.personalize_pod(kubespawner_pod(), pinned)
     pod["metadata"].setdefault("annotations", {})["site/owner"] = "alice"
     _notebook(pod)["env"].append({"name": "EXTRA", "value": "1"})
     _spec(pod)["securityContext"]["supplementalGroups"] = [30000]  # fewer groups is fine
@@ -565,7 +565,7 @@ async def test_final_check_refuses_system_ids_whoever_the_person_is(
     # Even a pod built faithfully for such an identity is refused.
     person = dataclasses.replace(ALICE, **change)
     rootish = plan(identity=person)
-    pod = builders.personalise_pod(kubespawner_pod(), rootish)
+    pod = builders.personalize_pod(kubespawner_pod(), rootish)
     problems = builders.pod_violations(pod, rootish)
     assert any(sentence in p for p in problems), problems
 
@@ -573,7 +573,7 @@ async def test_final_check_refuses_system_ids_whoever_the_person_is(
 async def test_lower_limits_are_the_sites_choice() -> None:
     person = dataclasses.replace(ALICE, uid_number=500, gid_number=500)
     lowered = plan(identity=person, min_uid=100, min_gid=100)
-    pod = builders.personalise_pod(kubespawner_pod(), lowered)
+    pod = builders.personalize_pod(kubespawner_pod(), lowered)
     assert builders.pod_violations(pod, lowered) == []
 
 
@@ -605,7 +605,7 @@ async def test_privileged_init_container_is_not_rewritten() -> None:
         extra_containers=[{"name": "side", "image": "x",
                            "securityContext": {"allowPrivilegeEscalation": True}}],
     )  # fmt: skip
-    pod = builders.personalise_pod(raw, plan())
+    pod = builders.personalize_pod(raw, plan())
     blocker, setup = _spec(pod)["initContainers"]
     # Left as configured (it would fail as the person), for the final check to refuse.
     assert blocker["securityContext"] == BLOCKER["securityContext"]
@@ -634,7 +634,7 @@ def shared_plan() -> builders.PodPlan:
 )  # fmt: skip
 async def test_shared_claim_is_mounted_only_within_the_home(sub_path: str, refused: bool) -> None:
     shared = shared_plan()
-    pod = builders.personalise_pod(kubespawner_pod(), shared)
+    pod = builders.personalize_pod(kubespawner_pod(), shared)
     _spec(pod)["volumes"].append(
         {"name": "all", "persistentVolumeClaim": {"claimName": "gpfs-homes"}}
     )

@@ -301,3 +301,32 @@ def test_impossible_spawn_tells_the_person_why(cluster: Cluster, hub: Any) -> No
     assert response.json()["message"].startswith(why)
     wait_for(lambda: server_gone(running, "alice"), what="the failed server to be forgotten")
     assert cluster.pods() == []
+
+
+def test_a_renamed_users_pod_outlives_a_new_user_of_the_old_name(
+    cluster: Cluster, hub: Any
+) -> None:
+    running = hub()
+    spawn(running, "alice")
+    path = "/api/v1/namespaces/jhub/pods/jupyter-alice"
+    pod = cluster.get(path)
+    response = running.api("PATCH", "/users/alice", json={"name": "alice2"})
+    assert response.status_code == 200, response.text
+    # A new person called alice: her server's pod name is alice2's pod's. JupyterHub
+    # refuses the spawn itself (alice2's server still holds the OAuth client named
+    # after "alice"); LSSTSpawner would refuse it too (tests/spawner/test_pod_owner.py).
+    assert login(running, "alice", "any").status_code == 302
+    response = running.api("POST", "/users/alice/server")
+    assert response.status_code >= 400, response.text
+    kept = cluster.get(path)
+    assert kept["metadata"]["uid"] == pod["metadata"]["uid"]
+    assert not kept["metadata"].get("deletionTimestamp")
+    assert server_ready(running, "alice2")
+    # alice2 stops her server; then the name is free for alice's.
+    response = running.api("DELETE", "/users/alice2/server")
+    assert response.status_code in (202, 204)
+    wait_for(lambda: "jupyter-alice" not in cluster.pods(), what="alice2's pod deleted")
+    spawn(running, "alice")
+    started = cluster.get(path)["metadata"]
+    owner = "lsst-hub/user-id"
+    assert started["annotations"][owner] != pod["metadata"]["annotations"][owner]

@@ -32,7 +32,7 @@ ROOTS = ["/gpfs/home"]
         ("/gpfs/home/a/alice", "/gpfs/home/a/alice"),
     ],
 )
-def test_accepted_homes_are_normalised(home: str, expected: str) -> None:
+def test_accepted_homes_are_normalized(home: str, expected: str) -> None:
     assert validate_home(home, ROOTS) == expected
 
 

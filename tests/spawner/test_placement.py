@@ -133,6 +133,19 @@ async def test_no_node_matching_the_affinity_fails_at_once(env: Env) -> None:
     assert await env.pod_names() == []
 
 
+def pinned_node(pod: Any) -> str:
+    """The node the spawner pinned ``pod`` to (the hostname in its required affinity)."""
+    terms = pod.spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution
+    (value,) = {
+        value
+        for term in terms.node_selector_terms
+        for expression in term.match_expressions
+        if expression.key == "kubernetes.io/hostname"
+        for value in expression.values
+    }
+    return str(value)
+
+
 def unlabel_chosen_node(env: Env, times: int) -> Any:
     """A ``modify_pod_hook`` that takes ``gpu=yes`` off the chosen node before the pod
     is created: the node changes between the hub's choice and the scheduler's, so
@@ -141,7 +154,7 @@ def unlabel_chosen_node(env: Env, times: int) -> Any:
 
     async def hook(spawner: LSSTSpawner, pod: Any) -> Any:
         if len(calls) < times:
-            node = spawner._plan.node
+            node = pinned_node(pod)
             calls.append(node)
             await env.core.patch_node(node, {"metadata": {"labels": {"gpu": None}}})
         return pod

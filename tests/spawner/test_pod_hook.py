@@ -78,3 +78,19 @@ async def test_hook_that_reaches_beyond_the_person_is_refused(
     assert "would not run as you" in info.value.jupyterhub_message
     assert logged in caplog.text
     assert await env.pod_names() == []
+
+
+async def test_a_profiles_hook_is_checked_too(env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    # A profile can set modify_pod_hook when the spawn starts (a callable override is
+    # called with the spawner: it returns the hook); the final check still follows it.
+    profiles = [
+        {"display_name": "Root", "slug": "root", "default": True,
+         "kubespawner_override": {"modify_pod_hook": lambda spawner: as_root}},
+    ]  # fmt: skip
+    spawner = env.spawner("alice", config=env.config(profile_list=profiles))
+    spawner.user_options = {"profile": "root"}
+    with pytest.raises(SpawnError) as info:
+        await spawner.start()
+    assert "would not run as you" in info.value.jupyterhub_message
+    assert "runs as 0:" in caplog.text
+    assert await env.pod_names() == []

@@ -64,7 +64,7 @@ needs_root = pytest.mark.skipif(
 )
 
 
-def labelled_pod(name: str, user: str, instance: str | None = INSTANCE) -> dict[str, Any]:
+def labeled_pod(name: str, user: str, instance: str | None = INSTANCE) -> dict[str, Any]:
     """A pod as LSSTSpawner labels it (``instance=None``: no labels at all)."""
     metadata: dict[str, Any] = {"name": name, "annotations": {"hub.jupyter.org/username": user}}
     if instance is not None:
@@ -81,7 +81,7 @@ def labelled_pod(name: str, user: str, instance: str | None = INSTANCE) -> dict[
 def test_a_pending_spawn_is_never_an_orphan_when_pods_are_listed_first() -> None:
     # The hub records a spawn's server (pending) before the spawner creates its pod.
     # Timeline: t0 spawn registered, t1 pod created.
-    pod = labelled_pod("jupyter-bob", "bob", "hub-a")
+    pod = labeled_pod("jupyter-bob", "bob", "hub-a")
     registered = {("bob", "")}
     # Listing at any time t, then asking the hub at a later time t' >= t:
     # - t < t1: the pod is not in the listing, nothing to delete;
@@ -98,14 +98,14 @@ def test_a_pending_spawn_is_never_an_orphan_when_pods_are_listed_first() -> None
 
 async def test_a_pod_created_while_the_hub_is_asked_is_kept(env: Env) -> None:
     core, ns = env.core, env.namespace
-    await core.create_namespaced_pod(ns, labelled_pod("jupyter-zed", "zed", "test-hub"))
+    await core.create_namespaced_pod(ns, labeled_pod("jupyter-zed", "zed", "test-hub"))
     spawner = env.spawner("amy")
 
     async def known_servers() -> set[tuple[str, str]]:
         # A spawn racing with the pass: its pod appears after the listing, and the
         # hub's answers were taken before it registered (the worst case).
         if "jupyter-new" not in await env.pod_names():
-            await core.create_namespaced_pod(ns, labelled_pod("jupyter-new", "new", "test-hub"))
+            await core.create_namespaced_pod(ns, labeled_pod("jupyter-new", "new", "test-hub"))
         return set()
 
     deleted = await reconcile(spawner.kube, "test-hub", known_servers)
@@ -115,14 +115,14 @@ async def test_a_pod_created_while_the_hub_is_asked_is_kept(env: Env) -> None:
 
 async def test_a_pod_replaced_after_listing_is_kept(env: Env) -> None:
     core, ns = env.core, env.namespace
-    await core.create_namespaced_pod(ns, labelled_pod("jupyter-kim", "kim", "test-hub"))
+    await core.create_namespaced_pod(ns, labeled_pod("jupyter-kim", "kim", "test-hub"))
     spawner = env.spawner("amy")
 
     async def confirm(server: tuple[str, str]) -> bool:
         # Between the hub's answer and the deletion, kim's old pod went and kim
         # started again: a new pod of the same name (another uid).
         await core.delete_namespaced_pod("jupyter-kim", ns, grace_period_seconds=0)
-        await core.create_namespaced_pod(ns, labelled_pod("jupyter-kim", "kim", "test-hub"))
+        await core.create_namespaced_pod(ns, labeled_pod("jupyter-kim", "kim", "test-hub"))
         return True
 
     old = await env.pod("jupyter-kim")
@@ -138,7 +138,7 @@ async def test_a_pod_replaced_after_listing_is_kept(env: Env) -> None:
 async def test_a_server_known_on_confirmation_is_kept(env: Env) -> None:
     core, ns = env.core, env.namespace
     for name, user in (("jupyter-lou", "lou"), ("jupyter-max", "max")):
-        await core.create_namespaced_pod(ns, labelled_pod(name, user, "test-hub"))
+        await core.create_namespaced_pod(ns, labeled_pod(name, user, "test-hub"))
     spawner = env.spawner("amy")
     asked: list[tuple[str, str]] = []
 
@@ -233,10 +233,10 @@ configure_service(c, interval={interval})
 
 
 def others() -> list[dict[str, Any]]:
-    """Pods the service must never delete: another hub's, and an unlabelled one."""
+    """Pods the service must never delete: another hub's, and an unlabeled one."""
     return [
-        labelled_pod("jupyter-yan", "yan", "other-hub"),
-        labelled_pod("debug-shell", "zed", None),
+        labeled_pod("jupyter-yan", "yan", "other-hub"),
+        labeled_pod("debug-shell", "zed", None),
     ]
 
 
@@ -260,7 +260,7 @@ def hub_with_service(
 def test_orphans_go_at_start_of_a_hub_with_no_servers(
     cluster: Cluster, hub_with_service: Callable[..., RunningHub]
 ) -> None:
-    cluster.create_pods(labelled_pod("jupyter-zed", "zed"), *others())
+    cluster.create_pods(labeled_pod("jupyter-zed", "zed"), *others())
     # An hour between passes: only the pass at start can delete the orphan.
     hub = hub_with_service(interval=3600)
     assert hub.api("GET", "/users?state=active").json() == []
@@ -280,7 +280,7 @@ def test_running_servers_survive_a_restart_orphans_do_not(
     spawn(first, "alice")
     alice = cluster.get("/api/v1/namespaces/jhub/pods/jupyter-alice")["metadata"]["uid"]
     first.stop()
-    cluster.create_pods(labelled_pod("jupyter-zed", "zed"), *others())
+    cluster.create_pods(labeled_pod("jupyter-zed", "zed"), *others())
 
     # The same database and crypt key: the same hub, restarted.
     second = start_hub(
@@ -361,7 +361,7 @@ c.JupyterHub.load_roles = [{{"name": {name!r}, "scopes": {scopes!r}, "services":
 def test_the_service_outlives_an_unavailable_hub_and_kubernetes(
     cluster: Cluster, jupyterhub_factory: Callable[..., RunningHub], tmp_path: Path
 ) -> None:
-    cluster.create_pods(labelled_pod("jupyter-zed", "zed"), *others())
+    cluster.create_pods(labeled_pod("jupyter-zed", "zed"), *others())
     # Kubernetes first answers 503 to every pod listing for a while...
     fault = {"verb": "list", "resource": "pods", "status": 503, "count": 8}
     cluster.request("POST", "/_devcluster/faults", json=fault).raise_for_status()
@@ -418,7 +418,7 @@ def test_a_token_that_cannot_see_every_server_deletes_nothing(
     scopes: list[str],
     tmp_path: Path,
 ) -> None:
-    cluster.create_pods(labelled_pod("jupyter-zed", "zed"))
+    cluster.create_pods(labeled_pod("jupyter-zed", "zed"))
     token = secrets.token_hex(16)
     hub = jupyterhub_factory(token_role("orphans", token, scopes))
     log = tmp_path / "service.log"
@@ -494,7 +494,7 @@ def test_renaming_a_user_keeps_their_running_server(
 
     # The spawner's own pass at hub start (no service), reading the hub's database.
     # An orphan beside it shows that the pass ran.
-    cluster.create_pods(labelled_pod("jupyter-zed", "zed"))
+    cluster.create_pods(labeled_pod("jupyter-zed", "zed"))
     restarted = start_hub(
         hub.directory,
         hub_config(cluster, "c.JupyterHub.cleanup_servers = False\n"),

@@ -100,7 +100,7 @@ async def test_orphans_are_deleted_and_only_them(env: Env) -> None:
     for body in (
         orphan_pod("jupyter-zed", "zed"),
         orphan_pod("jupyter-other-hub", "yan", instance="other-hub"),
-        orphan_pod("jupyter-unlabelled", "xia", instance=""),
+        orphan_pod("jupyter-unlabeled", "xia", instance=""),
     ):
         await env.core.create_namespaced_pod(env.namespace, body)
     # alice's server is known to the hub; the first spawn of this hub process
@@ -114,7 +114,7 @@ async def test_orphans_are_deleted_and_only_them(env: Env) -> None:
     names = await env.pod_names()
     assert spawner.pod_name in names
     assert "jupyter-other-hub" in names
-    assert "jupyter-unlabelled" in names
+    assert "jupyter-unlabeled" in names
     await spawner.stop()
 
 

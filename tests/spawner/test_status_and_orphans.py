@@ -80,7 +80,7 @@ def test_pod_finished(status: dict[str, Any], meta: dict[str, Any], finished: bo
     assert pod_finished(pod(status=status, metadata=meta)) is finished
 
 
-def labelled(name: str, user: str, server: str = "", instance: str = "hub-a",
+def labeled(name: str, user: str, server: str = "", instance: str = "hub-a",
              component: str = "singleuser-server", **meta: Any) -> dict[str, Any]:  # fmt: skip
     annotations = {"hub.jupyter.org/username": user}
     if server:
@@ -97,13 +97,13 @@ def labelled(name: str, user: str, server: str = "", instance: str = "hub-a",
 
 def test_select_orphans_only_ours_and_unknown() -> None:
     pods = [
-        labelled("jupyter-alice", "alice"),  # known
-        labelled("jupyter-bob", "bob"),  # orphan
-        labelled("jupyter-alice--gpu", "alice", "gpu"),  # named server, orphan
-        labelled("jupyter-carol", "carol", instance="hub-b"),  # another hub's
-        labelled("jupyter-dave", "dave", component="other"),  # not a server
-        labelled("jupyter-erin", "erin", deletionTimestamp="2026-01-01T00:00:00Z"),
-        {"metadata": {"name": "unlabelled", "annotations": {"hub.jupyter.org/username": "x"}}},
+        labeled("jupyter-alice", "alice"),  # known
+        labeled("jupyter-bob", "bob"),  # orphan
+        labeled("jupyter-alice--gpu", "alice", "gpu"),  # named server, orphan
+        labeled("jupyter-carol", "carol", instance="hub-b"),  # another hub's
+        labeled("jupyter-dave", "dave", component="other"),  # not a server
+        labeled("jupyter-erin", "erin", deletionTimestamp="2026-01-01T00:00:00Z"),
+        {"metadata": {"name": "unlabeled", "annotations": {"hub.jupyter.org/username": "x"}}},
         {"metadata": {"name": "no-annotation", "labels": {"lsst-hub/instance": "hub-a",
                                                           "component": "singleuser-server"}}},
     ]  # fmt: skip
@@ -115,7 +115,7 @@ def test_select_orphans_only_ours_and_unknown() -> None:
 def test_a_renamed_users_pod_is_known_by_the_pod_its_server_records() -> None:
     # alice was renamed alice2 while her server ran: the annotation still says alice,
     # the server's state still names its pod.
-    pod = labelled("jupyter-alice", "alice", namespace="jhub")
+    pod = labeled("jupyter-alice", "alice", namespace="jhub")
     by_name = KnownServers(servers=frozenset({("alice2", "")}))
     assert select_orphans([pod], by_name, "hub-a") == ["jupyter-alice"]
     by_pod = KnownServers(
