@@ -3,9 +3,9 @@
 The hub starts managed services with itself, whether or not any server is
 running, and stops them with itself; so a service is the seam that runs "on
 hub start". This one makes a pass at once and then every
-:attr:`~ReconcileService.interval` seconds: it lists the pods labelled with
+:attr:`~ReconcileService.interval` seconds: it lists the pods labeled with
 this hub's instance name, then asks the hub's REST API which servers are
-running or pending, and deletes the labelled pods whose server the hub does not
+running or pending, and deletes the labeled pods whose server the hub does not
 know (:func:`.reconcile.reconcile`; the order is what keeps a spawn in progress
 safe). A pass that fails (hub API or Kubernetes unreachable, refused) is logged
 and the next pass tries again; a failure never makes a pod look like an orphan
@@ -40,6 +40,7 @@ from kubernetes_asyncio import client, config
 from traitlets import Bool, Float, Integer, Unicode, default, validate
 from traitlets.config import Application
 
+from ..names import DEFAULT_HUB_INSTANCE
 from .hub_api import REQUIRED_SCOPES, HubAPI, HubAPIError
 from .kube import Kube, KubeError
 from .reconcile import default_instance, reconcile
@@ -78,9 +79,9 @@ class ReconcileService(Application):
         the namespace this process runs in (in a cluster), else ``default``.""",
     )
     hub_instance = Unicode(
-        "jupyterhub",
+        DEFAULT_HUB_INSTANCE,
         config=True,
-        help="""The spawner's ``hub_instance``: only pods labelled
+        help="""The spawner's ``hub_instance``: only pods labeled
         ``lsst-hub/instance=<hub_instance>`` are ever considered.
 
         Default: the spawner's default, which ``configure_service`` has the hub
@@ -168,7 +169,7 @@ class ReconcileService(Application):
     def _default_hub_instance(self) -> str:
         if os.environ.get(INSTANCE_ENV):
             return os.environ[INSTANCE_ENV]
-        return default_instance(self.hub_api_url) if self.hub_api_url else "jupyterhub"
+        return default_instance(self.hub_api_url) if self.hub_api_url else DEFAULT_HUB_INSTANCE
 
     @default("hub_api_token")
     def _default_hub_api_token(self) -> str:
