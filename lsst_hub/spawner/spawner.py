@@ -10,7 +10,9 @@ module of its own, called with plain values:
 4. :mod:`.podcheck`: KubeSpawner builds the pod, made personal by
    :func:`.builders.personalize_pod` from a :class:`~.builders.PodPlan`, and
    creates it after the final check; the pod name must be this user's;
-5. stop: KubeSpawner deletes the pod; nothing deletes a home.
+5. stop: KubeSpawner deletes the pod, unless it is recorded as another hub
+   user's (KubeSpawner also stops before creating a pod whose name is taken);
+   nothing deletes a home.
 
 :mod:`.builders` (pure) builds every object, :mod:`.kube` makes the API calls,
 :mod:`.orphans` starts the fallback orphan pass. KubeSpawner still creates the
