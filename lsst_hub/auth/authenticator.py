@@ -741,8 +741,9 @@ class LDAPAuthenticator(Authenticator):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor_obj, func, *args)
 
-    async def _in_thread_with_deadline(self, func: Callable[..., T], *args: Any) -> T:
-        """Run ``func(*args, deadline)`` in the pool; give up after :attr:`login_timeout`.
+    async def call_directory(self, func: Callable[..., T], *args: Any) -> T:
+        """Run the blocking ``func(*args, deadline)`` in the bounded thread pool, off
+        the event loop; give up after :attr:`login_timeout`.
 
         Python cannot stop a thread, so a call we give up on is abandoned, not
         killed. It ends by itself soon after: ``deadline`` makes the directory

@@ -128,9 +128,7 @@ async def _check_password(
                 attempt.delay,
             )
             await asyncio.sleep(attempt.delay)
-        identity = await auth._in_thread_with_deadline(
-            auth.directory.authenticate, username, password
-        )
+        identity = await auth.call_directory(auth.directory.authenticate, username, password)
     except DirectoryError as exc:
         if exc.wrong_password:
             throttle.failed(attempt)

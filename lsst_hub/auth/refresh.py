@@ -43,7 +43,7 @@ async def refresh_user(auth: LDAPAuthenticator, user: Any) -> bool | dict[str, A
     if not auth.search_bind_dn:
         return await _refresh_by_age(auth, user, state, record)
     try:
-        identity = await auth._in_thread_with_deadline(auth.directory.lookup, name)
+        identity = await auth.call_directory(auth.directory.lookup, name)
     except DirectoryError as exc:
         if exc.ends_session:
             refusal = Refusal(exc.refresh_outcome, exc.level, f"{exc.reason}: {exc}")
