@@ -51,6 +51,17 @@ _YIELD_EVERY = 500
 _TRANSIENT = (ApiException, aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError)
 
 
+def _status_message(raw: bytes) -> str:
+    """The message of a Kubernetes Status body, or the body itself cut short."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return raw[:200].decode("utf-8", "replace")
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])
+    return raw[:200].decode("utf-8", "replace")
+
+
 class _GoneError(Exception):
     """The watch's resourceVersion is too old: relist."""
 
@@ -277,6 +288,15 @@ class ClusterCache:
             # No total timeout: only connecting and silence between reads count.
             _request_timeout=(self.request_timeout, self.watch_timeout + 30),
         )
+        status = int(getattr(resp, "status", 200))
+        if not 200 <= status <= 299:
+            # Without preloading, the client does not raise on an error answer: a
+            # refused watch (403) is one Status body, not an event stream.
+            try:
+                raw = await resp.read()
+            finally:
+                resp.release()
+            raise ApiException(status=status, reason=_status_message(raw))
         buffer = b""
         events = 0
         try:
@@ -305,6 +325,9 @@ class ClusterCache:
             if code == 410:
                 raise _GoneError(obj.get("message", ""))
             raise ApiException(status=code, reason=obj.get("message"))
+        if type_ is None and event.get("kind") == "Status":
+            # A server may end a stream with a bare Status instead of an ERROR event.
+            raise ApiException(status=event.get("code"), reason=event.get("message"))
         if type_ in ("ADDED", "MODIFIED", "DELETED"):
             self._apply(kind, type_, obj)
         new_rv = (obj.get("metadata") or {}).get("resourceVersion")
