@@ -18,6 +18,8 @@ import sys
 
 from jupyterhub.auth import Authenticator
 
+from lsst_hub.services import use_default_signals
+
 
 def env(name: str, default: str = "") -> str:
     """The variable's value with surrounding blanks removed, or ``default``."""
@@ -217,3 +219,10 @@ if env_bool("LSST_HUB_ORPHAN_SERVICE", True):
     from lsst_hub.spawner.reconcile_service import configure_service
 
     configure_service(c)
+
+# Each managed service starts with SIGINT and SIGTERM at their defaults, so it stops on
+# the hub's first signal even when the hub itself was started with SIGINT ignored (a
+# background job of a script, some wrappers): JupyterHub stops services one at a time
+# and waits 30 s for each that ignores SIGINT. Services added below this line are not
+# covered: add them above, or call use_default_signals again.
+use_default_signals(c.JupyterHub.services)

@@ -257,7 +257,13 @@ class ReconcileService(Application):
         return "" if self.once else f", trying again in {self.interval:g}s"
 
     async def run(self) -> int:
-        """Pass at once, then every :attr:`interval` seconds until SIGTERM/SIGINT."""
+        """Pass at once, then every :attr:`interval` seconds until SIGTERM/SIGINT.
+
+        A signal also ends a pass in progress (a pod is deleted only after its own
+        check, so a canceled pass leaves nothing half done): the hub waits for its
+        services one after another, and a pass stuck on an unreachable API must not
+        hold the hub's shutdown.
+        """
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -267,7 +273,17 @@ class ReconcileService(Application):
             self.namespace, self.hub_instance, self.interval, self.hub_api_url,
         )  # fmt: skip
         while True:
-            ok = await self.run_pass()
+            passing = asyncio.ensure_future(self.run_pass())
+            stop = asyncio.ensure_future(stopping.wait())
+            await asyncio.wait((passing, stop), return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            if not passing.done():
+                passing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await passing
+                log.info("orphan pod service stopping (a pass was canceled)")
+                return 1 if self.once else 0  # --once: that pass did not finish
+            ok = passing.result()
             if self.once:
                 return 0 if ok else 1
             with contextlib.suppress(TimeoutError):

@@ -25,7 +25,10 @@ Changed from the pod, and nothing else:
   in-cluster one; the LDAP CA file is the test CA's path instead of the ConfigMap mount;
 - the notebook command (``singleuser.cmd``): a shell that records its uid in the home
   and answers HTTP (no notebook image here);
-- with PostgreSQL, ``hub.db.url`` names the local server.
+- with PostgreSQL, ``hub.db.url`` names the local server;
+- the hub starts with SIGINT ignored, as under a wrapper or init that ignores it: at the
+  end it gets SIGTERM, as from Kubernetes, and must exit with its services, none of
+  which may ignore SIGINT (the hub stops them with SIGINT and waits 30 s for each).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from tests.deploy.chart_support import (
 )
 from tests.deploy.demo_support import demo_state_dir
 from tests.deploy.hub_image_support import HubEnv
+from tests.deploy.hub_stop_support import alive, ignored_signals, service_pids
 from tests.deploy.postgres_support import Postgres, postgres_bin, start_postgres
 from tests.support.slapd import GROUPS_DN, PEOPLE_DN, SVC_DN, SVC_PW, free_port
 
@@ -231,6 +235,7 @@ def run_chart_hub(site: Demo, hub_image_env: HubEnv, postgres: Postgres | None =
                         stdout=out,
                         stderr=subprocess.STDOUT,
                         start_new_session=True,
+                        preexec_fn=ignore_sigint,
                     )
                 )
         wait_for(
@@ -241,6 +246,7 @@ def run_chart_hub(site: Demo, hub_image_env: HubEnv, postgres: Postgres | None =
         )
         run_the_session(site, https, ca, token, log)
         assert (srv / "jupyterhub.sqlite").exists() is (postgres is None)
+        stop_the_hub(processes[1], log)
     finally:
         for process in reversed(processes):
             with contextlib.suppress(ProcessLookupError):
@@ -250,6 +256,23 @@ def run_chart_hub(site: Demo, hub_image_env: HubEnv, postgres: Postgres | None =
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(5)
+
+
+def ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def stop_the_hub(hub: subprocess.Popen[bytes], log: Path) -> None:
+    """SIGTERM, as Kubernetes sends it: the hub exits, and its services with it."""
+    services = service_pids(hub.pid)
+    assert set(services) == {"jupyterhub-idle-culler", "lsst-orphan-pods"}
+    ignoring = [name for name, pid in services.items() if signal.SIGINT in ignored_signals(pid)]
+    assert ignoring == [], "the hub stops its services with SIGINT"
+    hub.send_signal(signal.SIGTERM)
+    # Only a guard against a hang: benchmarks/bench_hub_stop.py measures the time.
+    assert hub.wait(120) == 0, log.read_text(errors="replace")[-6000:]
+    assert [name for name, pid in services.items() if alive(pid)] == []
+    assert "orphan pod service stopping" in log.read_text(errors="replace")
 
 
 def run_the_session(site: Demo, https: str, ca: Path, token: str, log: Path) -> None:

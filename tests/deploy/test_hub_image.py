@@ -211,6 +211,11 @@ def test_chart_config_loads_our_plugins_and_services(hub_image_env: HubEnv, tmp_
     assert "--namespace=jupyterhub" in orphans
     assert loaded["hub_instance"] == env["HELM_RELEASE_NAME"] == "jhub"
     assert f"--hub-instance={loaded['hub_instance']}" in orphans
+    # Both through the launcher that gives them default SIGINT/SIGTERM handling, run by
+    # the hub's own Python (the image's).
+    for command in (culler, orphans):
+        assert command[1:3] == ["-m", "lsst_hub.services"], command
+        assert Path(command[0]).parent == hub_image_env.bin, command
 
 
 def test_chart_metadata_blocker_is_refused_by_the_spawner(

@@ -2,7 +2,7 @@
 
 Fixture ``jupyterhub_factory``
 ------------------------------
-``jupyterhub_factory(config_text, env=None, timeout=90)`` starts
+``jupyterhub_factory(config_text, env=None, timeout=90, sigint_ignored=False)`` starts
 ``python -m jupyterhub`` (the Python running the tests, so the JupyterHub line
 of the current venv) and returns a :class:`RunningHub` once ``/hub/health``
 answers through the proxy. Every hub started is stopped (SIGTERM, then
@@ -16,7 +16,9 @@ directory; ``JUPYTERHUB_CRYPT_KEY`` (so ``enable_auth_state`` works) and
 ``.tools/node/node_modules/.bin``; and an admin service ``test-admin``
 whose token is :attr:`RunningHub.api_token` (add services with
 ``c.JupyterHub.services.append(...)`` to keep it). ``env`` adds or replaces
-environment variables of the hub process.
+environment variables of the hub process. ``sigint_ignored=True`` starts the hub
+with SIGINT ignored, as a background job of a non-interactive shell (or a wrapper
+that ignores it) would: what the hub starts inherits that.
 
 A :class:`RunningHub` offers ``url``, ``api_url``, ``api_token``,
 ``api(method, path, ...)`` (a REST API call with the admin token),
@@ -123,11 +125,17 @@ c.JupyterHub.services = [{{"name": "test-admin", "api_token": {token!r}, "admin"
 """
 
 
+def _ignore_sigint() -> None:
+    # In the child before exec: an ignored signal stays ignored across exec.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def start_hub(
     directory: Path,
     config_text: str,
     env: Mapping[str, str] | None = None,
     timeout: float = 90.0,
+    sigint_ignored: bool = False,
 ) -> RunningHub:
     """Start a hub in ``directory`` (see the module docstring); wait for /hub/health."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -154,6 +162,7 @@ def start_hub(
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_ignore_sigint if sigint_ignored else None,
         )
     hub = RunningHub(
         url=f"http://127.0.0.1:{port}",
@@ -185,9 +194,13 @@ def jupyterhub_factory(tmp_path: Path) -> Iterator[Callable[..., RunningHub]]:
     hubs: list[RunningHub] = []
 
     def make(
-        config_text: str = "", env: Mapping[str, str] | None = None, timeout: float = 90.0
+        config_text: str = "",
+        env: Mapping[str, str] | None = None,
+        timeout: float = 90.0,
+        sigint_ignored: bool = False,
     ) -> RunningHub:
-        hub = start_hub(tmp_path / f"hub{len(hubs)}", config_text, env, timeout)
+        directory = tmp_path / f"hub{len(hubs)}"
+        hub = start_hub(directory, config_text, env, timeout, sigint_ignored=sigint_ignored)
         hubs.append(hub)
         return hub
 
