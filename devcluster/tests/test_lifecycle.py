@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client
 
-from lsst_hub.devcluster import DevCluster
+from devcluster import DevCluster
 
-from .helpers import eventually, gone, pod, pod_phase, pv, pvc, raw
+from helpers import eventually, gone, pod, pod_phase, pv, pvc, raw
 
 
 async def running(core: client.CoreV1Api, name: str) -> bool:

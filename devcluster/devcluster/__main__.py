@@ -1,8 +1,8 @@
-"""``python -m lsst_hub.devcluster serve``: run a dev cluster until SIGTERM/SIGINT.
+"""``devcluster serve`` (or ``python -m devcluster serve``): serve until SIGTERM/SIGINT.
 
 Prints ``devcluster serving at http://127.0.0.1:PORT`` (``https://`` with
-``--tls``; the first line of output), writes a kubeconfig (admin token) to ``--kubeconfig``, and on
-SIGTERM/SIGINT stops the processes of the process runtime and exits 0.
+``--tls``; the first line of output), writes a kubeconfig (admin token) to
+``--kubeconfig``, and on SIGTERM/SIGINT stops the processes of the process runtime and exits 0.
 ``--token TOKEN=USER`` maps a fixed bearer token to a user
 (``system:serviceaccount:NS:NAME`` gets the ServiceAccount's groups) for
 ``--rbac`` checks.
@@ -21,7 +21,7 @@ from .validation import DEFAULT_KUBE_VERSION
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m lsst_hub.devcluster")
+    parser = argparse.ArgumentParser(prog="devcluster")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve the Kubernetes API on 127.0.0.1")
     serve.add_argument("--port", type=int, default=0, help="TCP port (0 = pick a free one)")

@@ -11,7 +11,7 @@ import aiohttp
 from kubernetes_asyncio import client
 from multidict import CIMultiDict
 
-from lsst_hub.devcluster import DevCluster
+from devcluster import DevCluster
 
 
 def pod(

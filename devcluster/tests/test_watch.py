@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 from kubernetes_asyncio import client, watch
 
-from lsst_hub.devcluster import DevCluster
+from devcluster import DevCluster
 
 
 async def collect(cluster: DevCluster, path: str, count: int) -> list[dict[str, Any]]:

@@ -15,13 +15,16 @@ Modules, one idea each:
   :mod:`.errors`, :mod:`.validation`, :mod:`.discovery`, :mod:`.tables`,
   :mod:`.protobuf` for the protobuf bodies kubectl's typed clients send);
 * :mod:`.controller` the wake-and-reconcile loop the controllers share;
-* :mod:`.scheduler` kube-scheduler-like filtering and scoring;
+* :mod:`.scheduler` kube-scheduler-like filtering and scoring (:mod:`.affinity`
+  node affinity, :mod:`.quantity` resource quantities: the stand-in's own readings
+  of the Kubernetes rules, independent of the product's);
 * :mod:`.volumes` static PV/PVC binding; :mod:`.kubelet` noop and process runtimes;
 * :mod:`.metrics` the metrics.k8s.io API; :mod:`.rbac` optional authorization
   and impersonation; :mod:`.reviews` access reviews (``kubectl auth can-i``);
   :mod:`.faults` fault injection for tests;
 * :mod:`.cluster` :class:`DevCluster` / :class:`ThreadedDevCluster`;
-  ``python -m lsst_hub.devcluster serve`` the command line.
+  ``devcluster serve`` (:mod:`.__main__`) the command line;
+* :mod:`.testing` pytest fixtures (a plugin: ``pytest_plugins = ["devcluster.testing"]``).
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ import aiohttp
 import pytest
 from kubernetes_asyncio import client
 
-from lsst_hub.devcluster import DevCluster
+from devcluster import DevCluster
 
-from .helpers import pod, raw
+from helpers import pod, raw
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ RBAC on), and the request then runs, RBAC checks included, as the impersonated
 user (:func:`.rbac.impersonation`).
 
 Test-only endpoints (not RBAC-checked) live under ``/_devcluster/``: see
-:mod:`lsst_hub.devcluster.faults` for ``/_devcluster/faults``;
+:mod:`devcluster.faults` for ``/_devcluster/faults``;
 ``POST /_devcluster/tokens {"namespace": NS, "serviceAccount": NAME}`` mints a
 ServiceAccount token.
 """

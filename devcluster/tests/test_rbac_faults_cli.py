@@ -1,4 +1,4 @@
-"""RBAC enforcement, fault injection and the ``python -m lsst_hub.devcluster serve`` command."""
+"""RBAC enforcement, fault injection and the ``python -m devcluster serve`` command."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client
 
-from lsst_hub.devcluster import DevCluster
+from devcluster import DevCluster
 
-from .helpers import pod, raw
+from helpers import pod, raw
 
 ROLE = {
     "metadata": {"name": "spawner"},

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client
 
-from lsst_hub.devcluster import DevCluster
-from lsst_hub.devcluster.reviews import RBAC_OFF_REASON
-from tests.support.kube_fixtures import kubectl_env
+from devcluster import DevCluster
+from devcluster.reviews import RBAC_OFF_REASON
+from devcluster.testing import kubectl_env
 
-from .helpers import raw
+from helpers import raw
 
 SA = "system:serviceaccount:jhub:hub"
 REVIEWS = "/apis/authorization.k8s.io/v1"

@@ -118,7 +118,7 @@ class DevCluster:
     nodes
         How many nodes ``node-1`` .. ``node-N`` to register at start.
     runtime
-        ``"noop"`` or ``"process"`` (see :mod:`lsst_hub.devcluster.kubelet`).
+        ``"noop"`` or ``"process"`` (see :mod:`devcluster.kubelet`).
     node_cpu, node_memory, node_pods
         Capacity (= allocatable) of each node.
     kube_version
@@ -126,7 +126,7 @@ class DevCluster:
     scoring
         ``"least"`` (LeastAllocated) or ``"most"`` (MostAllocated).
     rbac
-        Enforce RBAC for non-admin tokens (see :mod:`lsst_hub.devcluster.rbac`).
+        Enforce RBAC for non-admin tokens (see :mod:`devcluster.rbac`).
     start_delay
         Seconds between a pod's binding and its Running state.
     host_root

@@ -4,7 +4,7 @@ Most types are stored objects with the usual verbs. The access reviews of
 ``authorization.k8s.io/v1`` (``selfsubjectaccessreviews``,
 ``subjectaccessreviews``) are not stored: like a real API server's, they only
 take ``create``, which answers the question the body asks
-(:mod:`lsst_hub.devcluster.reviews`).
+(:mod:`devcluster.reviews`).
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ import aiohttp
 import pytest
 from kubernetes_asyncio import client
 
-from lsst_hub.devcluster import DevCluster
+from devcluster import DevCluster
 
-from .helpers import eventually, gone, pv, pvc
+from helpers import eventually, gone, pv, pvc
 
 SERVER = """
 import http.server, os, signal, sys

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client
 
-from lsst_hub.devcluster import DevCluster
-from lsst_hub.devcluster.paging import decode_continue, encode_continue, list_page
-from lsst_hub.devcluster.registry import PODS
-from lsst_hub.devcluster.store import Store
+from devcluster import DevCluster
+from devcluster.paging import decode_continue, encode_continue, list_page
+from devcluster.registry import PODS
+from devcluster.store import Store
 
-from .helpers import pod, raw
+from helpers import pod, raw
 
 # Bound to a node that does not exist: the pods stay Pending and nothing writes to them.
 PENDING = {"nodeName": "absent-node"}

@@ -11,10 +11,10 @@ from kubernetes_asyncio import client
 from kubespawner import KubeSpawner
 from traitlets.config import Config
 
-from lsst_hub.devcluster import DevCluster
-from tests.support.kube_fixtures import stop_kubespawner_reflectors
+from devcluster import DevCluster
+from devcluster.testing import stop_kubespawner_reflectors
 
-from .helpers import eventually
+from helpers import eventually
 
 
 def make_spawner(cluster: DevCluster, name: str = "alice") -> KubeSpawner:

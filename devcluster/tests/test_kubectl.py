@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lsst_hub.devcluster import DevCluster
-from tests.support.kube_fixtures import kubectl_env
+from devcluster import DevCluster
+from devcluster.testing import kubectl_env
 
 POD_YAML = """\
 apiVersion: v1

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client
 
-from lsst_hub.devcluster import DevCluster
+from devcluster import DevCluster
 
-from .helpers import eventually, pod
+from helpers import eventually, pod
 
 
 async def node_of(core: client.CoreV1Api, name: str) -> str | None:
@@ -216,17 +216,16 @@ async def test_match_fields_on_metadata_name_and_does_not_exist(kube_api: Any) -
     body["spec"]["affinity"] = {
         "nodeAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": {
+                # a field requirement takes exactly one value (the API server's rule):
+                # two terms, ORed, name node-1 or node-3
                 "nodeSelectorTerms": [
                     {
                         "matchExpressions": [{"key": "busy", "operator": "DoesNotExist"}],
                         "matchFields": [
-                            {
-                                "key": "metadata.name",
-                                "operator": "In",
-                                "values": ["node-1", "node-3"],
-                            }
+                            {"key": "metadata.name", "operator": "In", "values": [node]}
                         ],
                     }
+                    for node in ("node-1", "node-3")
                 ]
             }
         }

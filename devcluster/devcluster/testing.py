@@ -1,4 +1,4 @@
-"""Pytest fixtures for the dev cluster (:mod:`lsst_hub.devcluster`), the local Kubernetes API.
+"""Pytest fixtures for the dev cluster (:mod:`devcluster`), the local Kubernetes API.
 
 Every cluster serves real HTTP on 127.0.0.1 with a free port, validates every
 write against the Kubernetes 1.32 OpenAPI schema, and is torn down after the test.
@@ -7,14 +7,14 @@ Fixtures
 --------
 ``make_devcluster``
     Async factory: ``cluster = await make_devcluster(nodes=3, runtime="noop", ...)``
-    starts a :class:`~lsst_hub.devcluster.DevCluster` in the test's event loop
+    starts a :class:`~devcluster.DevCluster` in the test's event loop
     (any DevCluster keyword: ``node_cpu="4"``, ``node_memory="16Gi"``,
     ``node_pods=110``, ``scoring="least"|"most"``, ``rbac=True``,
     ``start_delay=0.0``, ``host_root=...``, ``kube_version="1.32"``).
     The cluster has ``.url``, ``.kubeconfig`` (a file path, admin token),
     ``.admin_token``, ``.api_client()`` (async context manager yielding a
     configured ``kubernetes_asyncio`` ApiClient), ``.faults`` (fault injection,
-    see :mod:`lsst_hub.devcluster.faults`), ``.authorizer.issue(ns, sa)`` (a
+    see :mod:`devcluster.faults`), ``.authorizer.issue(ns, sa)`` (a
     ServiceAccount token), ``.add_node(name, cpu=..., memory=..., labels=...)``
     and ``.write_kubeconfig(path, token=...)``.
 ``devcluster``
@@ -29,11 +29,12 @@ Fixtures
     Sync factory running the cluster in a background thread with its own loop,
     for tests that block (``subprocess.run``) while the cluster must answer.
 ``devcluster_process``
-    Factory for ``python -m lsst_hub.devcluster serve`` as a subprocess:
+    Factory for ``python -m devcluster serve`` as a subprocess:
     ``proc = devcluster_process(nodes=3, runtime="noop")`` gives ``.url``,
     ``.kubeconfig`` and ``.process``; it is stopped with SIGTERM afterwards.
 ``kubectl``
-    Path of the real kubectl (``.tools/bin/kubectl``); skips if it is missing.
+    Path of the real kubectl (``.tools/bin/kubectl`` under pytest's rootdir, else
+    ``kubectl`` on ``PATH``); skips if there is none.
 
 Helpers
 -------
@@ -51,6 +52,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -61,10 +63,20 @@ from typing import Any
 
 import pytest
 
-from lsst_hub.devcluster import DevCluster, ThreadedDevCluster
+from .cluster import DevCluster, ThreadedDevCluster
 
-ROOT = Path(__file__).resolve().parents[2]
-KUBECTL = ROOT / ".tools" / "bin" / "kubectl"
+__all__ = [
+    "DevClusterProcess",
+    "devcluster",
+    "devcluster_process",
+    "kube_api",
+    "kube_env",
+    "kubectl",
+    "kubectl_env",
+    "make_devcluster",
+    "make_threaded_devcluster",
+    "stop_kubespawner_reflectors",
+]
 
 
 @pytest.fixture
@@ -135,7 +147,7 @@ def make_threaded_devcluster(
 
 @dataclass
 class DevClusterProcess:
-    """A ``python -m lsst_hub.devcluster serve`` subprocess."""
+    """A ``python -m devcluster serve`` subprocess."""
 
     process: subprocess.Popen[str]
     url: str
@@ -155,7 +167,7 @@ class DevClusterProcess:
 
 @pytest.fixture
 def devcluster_process(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
 ) -> Iterator[Callable[..., DevClusterProcess]]:
     """Factory of dev clusters in subprocesses; keyword arguments become CLI options."""
     started: list[DevClusterProcess] = []
@@ -163,7 +175,7 @@ def devcluster_process(
     def factory(**options: Any) -> DevClusterProcess:
         state = tmp_path_factory.mktemp("devcluster-proc")
         kubeconfig = state / "kubeconfig"
-        argv = [sys.executable, "-m", "lsst_hub.devcluster", "serve", "--port", "0"]
+        argv = [sys.executable, "-m", "devcluster", "serve", "--port", "0"]
         argv += ["--kubeconfig", str(kubeconfig), "--state-dir", str(state)]
         for key, value in options.items():
             flag = "--" + key.replace("_", "-")
@@ -174,7 +186,9 @@ def devcluster_process(
         # stderr goes to a file: an undrained pipe could fill up and stall the server
         log = state / "stderr.log"
         with log.open("w") as err:
-            proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True)
+            proc = subprocess.Popen(
+                argv, cwd=pytestconfig.rootpath, stdout=subprocess.PIPE, stderr=err, text=True
+            )
         assert proc.stdout is not None
         line = proc.stdout.readline()  # the first line names the URL
         match = re.search(r"(http://127\.0\.0\.1:\d+)", line)
@@ -192,11 +206,15 @@ def devcluster_process(
 
 
 @pytest.fixture
-def kubectl() -> Path:
+def kubectl(pytestconfig: pytest.Config) -> Path:
     """The real kubectl binary; skip the test if it is not installed."""
-    if not KUBECTL.exists():
-        pytest.skip(f"kubectl not found at {KUBECTL}: run scripts/setup.sh")
-    return KUBECTL
+    local = pytestconfig.rootpath / ".tools" / "bin" / "kubectl"
+    if local.exists():
+        return local
+    found = shutil.which("kubectl")
+    if found is None:
+        pytest.skip(f"kubectl not found at {local} nor on PATH: run scripts/setup.sh")
+    return Path(found)
 
 
 def kubectl_env(kubeconfig: Path) -> dict[str, str]:

@@ -15,10 +15,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from lsst_hub.devcluster import DevCluster
-from tests.support.kube_fixtures import stop_kubespawner_reflectors
+from devcluster import DevCluster
+from devcluster.testing import stop_kubespawner_reflectors
 
-from .test_kubespawner import make_spawner
+from test_kubespawner import make_spawner
 
 SERVER = """
 import http.server, os, signal, sys, urllib.parse

@@ -34,10 +34,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lsst_hub.placement.model import required_node_terms, term_matches
-from lsst_hub.placement.quantities import QuantityError, cpu_cores, memory_bytes
-
+from .affinity import node_selector_matches, required_terms
 from .controller import Controller
+from .quantity import QuantityError, milli_value, value
 from .registry import NODES, PODS, PVCS, TERMINAL, Registry, now
 from .store import Obj, WatchEvent
 
@@ -49,16 +48,16 @@ NOT_READY_TAINT = {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 
 
-def _milli(value: Any) -> int:
+def _milli(quantity: Any) -> int:
     try:
-        return round(cpu_cores(value) * 1000)
+        return milli_value(quantity)
     except QuantityError:
         return 0
 
 
-def _bytes(value: Any) -> int:
+def _bytes(quantity: Any) -> int:
     try:
-        return memory_bytes(value)
+        return value(quantity)
     except QuantityError:
         return 0
 
@@ -147,7 +146,7 @@ class PodNeeds:
     cpu: int
     memory: int
     selector: dict[str, str]
-    terms: list[Mapping[str, Any]] | None
+    terms: list[Mapping[str, Any] | None] | None
     tolerations: list[Obj]
 
     @classmethod
@@ -159,7 +158,7 @@ class PodNeeds:
             cpu,
             mem,
             spec.get("nodeSelector") or {},
-            required_node_terms(spec),
+            required_terms(spec),
             spec.get("tolerations") or [],
         )
 
@@ -178,8 +177,7 @@ class PodNeeds:
                     f"{taint.get('value') or ''}}}"
                 ]
         if any(node.labels.get(k) != v for k, v in self.selector.items()) or (
-            self.terms is not None
-            and not any(term_matches(t, node.name, node.labels) for t in self.terms)
+            self.terms is not None and not node_selector_matches(self.terms, node.name, node.labels)
         ):
             return ["node(s) didn't match Pod's node affinity/selector"]
         reasons = []

@@ -6,15 +6,15 @@ from typing import Any
 
 import pytest
 
-from lsst_hub.devcluster.errors import ApiError
-from lsst_hub.devcluster.patch import (
+from devcluster.errors import ApiError
+from devcluster.patch import (
     JSON_PATCH,
     MERGE,
     STRATEGIC,
     apply_patch,
 )
-from lsst_hub.devcluster.selectors import parse_field_selector, parse_label_selector
-from lsst_hub.devcluster.validation import Validator, kubernetes_path
+from devcluster.selectors import parse_field_selector, parse_label_selector
+from devcluster.validation import Validator, kubernetes_path
 
 LABELS = {"app": "hub", "tier": "front", "zone": "a"}
 OBJ = {"metadata": {"name": "x", "labels": LABELS}, "spec": {"nodeName": "node-1"}}

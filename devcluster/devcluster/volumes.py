@@ -17,9 +17,8 @@ Dynamic provisioning and the ``pvc-protection`` finalizer are not simulated.
 
 from __future__ import annotations
 
-from lsst_hub.placement.quantities import QuantityError, memory_bytes
-
 from .controller import Controller
+from .quantity import QuantityError, value
 from .registry import PVCS, PVS, Registry
 from .store import Obj, WatchEvent, clone
 
@@ -27,11 +26,11 @@ __all__ = ["VolumeBinder"]
 
 
 def _storage(obj: Obj, *path: str) -> int:
-    value: object = obj
+    quantity: object = obj
     for p in path:
-        value = value.get(p) if isinstance(value, dict) else None
+        quantity = quantity.get(p) if isinstance(quantity, dict) else None
     try:
-        return memory_bytes(value) if isinstance(value, str | int | float) else 0
+        return value(quantity) if isinstance(quantity, str | int | float) else 0
     except QuantityError:
         return 0
 
