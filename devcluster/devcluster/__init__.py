@@ -18,7 +18,11 @@ Modules, one idea each:
 * :mod:`.scheduler` kube-scheduler-like filtering and scoring (:mod:`.affinity`
   node affinity, :mod:`.quantity` resource quantities: the stand-in's own readings
   of the Kubernetes rules, independent of the product's);
+* :mod:`.rules` the API server's own field validation after the schema
+  (:mod:`.podrules`, :mod:`.names`, :mod:`.fielderrors`);
 * :mod:`.volumes` static PV/PVC binding; :mod:`.kubelet` noop and process runtimes;
+  :mod:`.gc` garbage collection by ownerReferences; :mod:`.namespaces` namespace
+  deletion (``Terminating``);
 * :mod:`.metrics` the metrics.k8s.io API; :mod:`.rbac` optional authorization
   and impersonation; :mod:`.reviews` access reviews (``kubectl auth can-i``);
   :mod:`.faults` fault injection for tests;

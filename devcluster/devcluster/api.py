@@ -7,7 +7,8 @@ Paths are parsed as the API server lays them out::
     /apis/GROUP/VERSION/...                                 the same for named groups
 
 ``GET`` is get, list or (``watch=true|1``) watch; ``POST`` create; ``PUT``
-update; ``PATCH`` merge, strategic-merge or JSON patch; ``DELETE`` delete (or
+update; ``PATCH`` merge, strategic-merge or JSON patch (server-side apply is
+refused with 415); ``DELETE`` delete (or
 deletecollection on a collection). List and watch take ``labelSelector`` and
 ``fieldSelector``; list takes ``limit`` and ``continue`` (:mod:`.paging`); watch
 takes ``resourceVersion`` and ``timeoutSeconds``. A list without ``limit`` is
@@ -53,6 +54,7 @@ from .errors import ApiError, bad_request, forbidden
 from .faults import Faults
 from .metrics import NODE_METRICS, POD_METRICS, metrics_entries
 from .paging import Page, list_page
+from .patch import check_patch_type
 from .rbac import Authorizer, User, impersonation
 from .registry import PODS, Registry, require
 from .selectors import Matcher, parse_field_selector, parse_label_selector
@@ -347,8 +349,9 @@ class ApiHandler:
             return _json_response(registry.update(r, ns, name, body, route.subresource))
         if verb == "patch":
             assert name is not None
-            body = await self._body(request)
             content_type = request.headers.get("Content-Type", "")
+            check_patch_type(content_type)  # 415 before the body is read or the object looked up
+            body = await self._body(request)
             return _json_response(
                 registry.patch(r, ns, name, content_type, body, route.subresource)
             )

@@ -32,7 +32,9 @@ from aiohttp import web
 from .api import ApiContext, ApiHandler, make_app
 from .errors import ApiError
 from .faults import Faults
+from .gc import GarbageCollector
 from .kubelet import Kubelet
+from .namespaces import NamespaceController
 from .rbac import Authorizer
 from .registry import NAMESPACES, NODES, Registry
 from .resources import RESOURCES
@@ -176,6 +178,8 @@ class DevCluster:
         self.registry = Registry(self.store, Validator(kube_version))
         self.scheduler = Scheduler(self.registry, scoring)
         self.volumes = VolumeBinder(self.registry)
+        self.garbage_collector = GarbageCollector(self.registry)
+        self.namespaces = NamespaceController(self.registry)
         self.kubelet = Kubelet(
             self.registry,
             runtime,
@@ -212,6 +216,8 @@ class DevCluster:
             self.registry.create(NAMESPACES, "", {"metadata": {"name": ns}})
         self.scheduler.start()
         self.volumes.start()
+        self.garbage_collector.start()
+        self.namespaces.start()
         self.kubelet.start()
         for i in range(1, self.node_count + 1):
             self.add_node(f"node-{i}", index=i)
@@ -241,6 +247,8 @@ class DevCluster:
         await self.kubelet.stop()
         await self.scheduler.stop()
         await self.volumes.stop()
+        await self.garbage_collector.stop()
+        await self.namespaces.stop()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

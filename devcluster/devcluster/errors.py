@@ -35,6 +35,8 @@ def status_object(
         "reason": reason,
         "code": code,
     }
+    if not reason:
+        del status["reason"]  # StatusReasonUnknown is "", which the server omits
     if details:
         status["details"] = details
     return status

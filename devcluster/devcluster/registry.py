@@ -1,17 +1,23 @@
 """REST semantics on top of the store, as the API server's registry layer has them.
 
 Create fills server-set metadata (uid, resourceVersion, creationTimestamp,
-generateName) and kind defaults, checks that the namespace exists and validates
-against the OpenAPI schema; update refuses a stale resourceVersion with 409
-Conflict and keeps ``status`` apart from the main resource for kinds with a
-status subresource; delete honours finalizers and, for pods on a node, the grace
-period: the pod gets a deletionTimestamp and the (simulated) kubelet removes it
-once its containers have stopped. Kinds that are answered rather than stored
-(access reviews) are only checked, by :meth:`Registry.admit`.
+generateName) and kind defaults, checks that the namespace exists and is not
+being terminated (403), then checks the object as kube-apiserver does: decoding
+(quantities, base64: 400), the OpenAPI schema and the server's own field
+validation (:mod:`.rules`: 422), and a resourceVersion sent on create (refused,
+as the storage layer refuses it). Update refuses a stale resourceVersion with
+409 Conflict, keeps ``status`` apart from the main resource for kinds with a
+status subresource and refuses changes to immutable fields (422); delete honours
+finalizers and, for pods on a node, the grace period: the pod gets a
+deletionTimestamp and the (simulated) kubelet removes it once its containers
+have stopped. Deleting a namespace marks it ``Terminating``; the namespace
+controller (:mod:`.namespaces`) empties and removes it. Kinds that are answered
+rather than stored (access reviews) are only checked, by :meth:`Registry.admit`.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import secrets
 import uuid
@@ -19,8 +25,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import resources as res
+from . import rules
 from .errors import ApiError, already_exists, bad_request, conflict, invalid, not_found
-from .patch import apply_patch
+from .patch import apply_patch, check_patch_type
 from .resources import ResourceType
 from .selectors import Matcher
 from .store import Obj, Store, clone
@@ -127,13 +134,63 @@ class Registry:
         self.ip_counter = 0
 
     # -- helpers -------------------------------------------------------------
-    def _require_namespace(self, resource: ResourceType, namespace: str) -> None:
-        if resource.namespaced and self.store.get(NAMESPACES, "", namespace) is None:
+    def _require_namespace(self, resource: ResourceType, namespace: str, name: str) -> None:
+        """404 for a missing namespace, 403 for one being terminated (NamespaceLifecycle)."""
+        if not resource.namespaced:
+            return
+        ns = self.store.get(NAMESPACES, "", namespace)
+        if ns is None:
             raise not_found("namespaces", namespace)
+        if ns["metadata"].get("deletionTimestamp"):
+            plural = f"{resource.plural}.{resource.group}" if resource.group else resource.plural
+            subject = f'{plural} "{name}"' if name else plural
+            raise ApiError(
+                403,
+                "Forbidden",
+                f"{subject} is forbidden: unable to create new content in namespace "
+                f"{namespace} because it is being terminated",
+                {
+                    "name": name,
+                    "kind": resource.plural,
+                    **({"group": resource.group} if resource.group else {}),
+                },
+            )
 
-    def _validate(self, resource: ResourceType, obj: Obj) -> None:
-        if resource.validated:
-            self.validator.check(obj, resource.kind, resource.api_version, resource.group)
+    def _validate(self, resource: ResourceType, obj: Obj, old: Obj | None = None) -> None:
+        """Decode (400), schema (422) and field validation (422), as the API server orders them."""
+        if not resource.validated:
+            return
+        schema = self.validator.patch_schema(resource.kind, resource.api_version)
+        problem = rules.decode_problem(resource.kind, obj, schema)
+        if problem is not None:
+            raise problem
+        self.validator.check(obj, resource.kind, resource.api_version, resource.group)
+        found = (
+            rules.validate(resource, obj)
+            if old is None
+            else rules.validate_update(resource, old, obj)
+        )
+        found.raise_if_any(resource.kind, obj["metadata"].get("name") or "", resource.group)
+
+    @staticmethod
+    def _normalize(resource: ResourceType, obj: Obj) -> None:
+        """Conversions and defaults the API server applies on every write.
+
+        Secret ``stringData`` goes into ``data`` (base64) and ``type`` defaults to
+        ``Opaque``; a binding's User and Group subjects get the RBAC API group.
+        """
+        for subject in obj.get("subjects") or () if resource.kind.endswith("RoleBinding") else ():
+            if isinstance(subject, dict) and not subject.get("apiGroup"):
+                if subject.get("kind") in ("User", "Group"):
+                    subject["apiGroup"] = "rbac.authorization.k8s.io"
+        if resource.key == "/secrets":
+            string_data = obj.pop("stringData", None) or {}
+            if string_data:
+                data = obj.setdefault("data", {}) or {}
+                for key, value in string_data.items():
+                    data[key] = base64.b64encode(str(value).encode()).decode()
+                obj["data"] = data
+            obj.setdefault("type", "Opaque")
 
     def _check_kind(self, resource: ResourceType, obj: Any) -> Obj:
         if not isinstance(obj, dict):
@@ -196,7 +253,8 @@ class Registry:
             400 on a kind mismatch, 422 Invalid.
         """
         obj = self._check_kind(resource, body)
-        self._validate(resource, obj)
+        if resource.validated:
+            self.validator.check(obj, resource.kind, resource.api_version, resource.group)
         return obj
 
     def create(self, resource: ResourceType, namespace: str, body: Any) -> Obj:
@@ -227,10 +285,14 @@ class Registry:
                     [("metadata.name", "Required value: name or generateName is required")],
                 )
             meta["name"] = prefix + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
-        for server_set in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp"):
+        self._require_namespace(resource, namespace, meta["name"])
+        for server_set in ("uid", "creationTimestamp", "deletionTimestamp"):
             meta.pop(server_set, None)
+        self._normalize(resource, obj)
         self._validate(resource, obj)
-        self._require_namespace(resource, namespace)
+        if meta.get("resourceVersion"):
+            # etcd3 storage refuses it after validation, with a plain error: a 500 with no reason
+            raise ApiError(500, "", "resourceVersion should not be set on objects to be created")
         ns = meta.get("namespace", "")
         if self.store.get(resource, ns, meta["name"]) is not None:
             raise already_exists(resource.plural, meta["name"], resource.group)
@@ -326,60 +388,9 @@ class Registry:
                     new.pop("status", None)
             if "spec" in new and new.get("spec") != current.get("spec"):
                 meta["generation"] = int(current["metadata"].get("generation", 0)) + 1
-            self._check_mutable(resource, current, new)
-        self._validate(resource, new)
+            self._normalize(resource, new)
+        self._validate(resource, new, current)
         return self.replace(resource, new, current)
-
-    @staticmethod
-    def _check_mutable(resource: ResourceType, current: Obj, new: Obj) -> None:
-        """Refuse spec changes the API server refuses (pods, bound claims)."""
-        name = current["metadata"]["name"]
-        old_spec, new_spec = current.get("spec") or {}, new.get("spec") or {}
-        if resource is PODS and old_spec != new_spec:
-
-            def masked(spec: Obj) -> Obj:
-                out = clone(spec)
-                for key in ("containers", "initContainers"):
-                    for c in out.get(key) or []:
-                        c.pop("image", None)
-                for key in (
-                    "activeDeadlineSeconds",
-                    "tolerations",
-                    "terminationGracePeriodSeconds",
-                ):
-                    out.pop(key, None)
-                return out
-
-            if masked(old_spec) != masked(new_spec):
-                raise invalid(
-                    "Pod",
-                    name,
-                    [
-                        (
-                            "spec",
-                            "Forbidden: pod updates may not change fields other than "
-                            "`spec.containers[*].image`,`spec.initContainers[*].image`,"
-                            "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions "
-                            "to existing tolerations),`spec.terminationGracePeriodSeconds` "
-                            "(allow it to be set to 1 if it was previously negative)",
-                        )
-                    ],
-                )
-        if resource is PVCS and old_spec != new_spec:
-            old_rest = {k: v for k, v in old_spec.items() if k != "resources"}
-            new_rest = {k: v for k, v in new_spec.items() if k != "resources"}
-            if old_rest != new_rest:
-                raise invalid(
-                    "PersistentVolumeClaim",
-                    name,
-                    [
-                        (
-                            "spec",
-                            "Forbidden: spec is immutable after creation except "
-                            "resources.requests and volumeAttributesClassName for bound claims",
-                        )
-                    ],
-                )
 
     def patch(
         self,
@@ -391,6 +402,7 @@ class Registry:
         subresource: str = "",
     ) -> Obj:
         """Patch an object (PATCH with merge, strategic-merge or JSON patch)."""
+        check_patch_type(content_type)
         current = self.get(resource, namespace, name)
         schema = (
             self.validator.patch_schema(resource.kind, resource.api_version)
@@ -418,6 +430,8 @@ class Registry:
         meta = obj["metadata"]
         if not meta.get("deletionTimestamp") or meta.get("finalizers"):
             return False
+        if resource is NAMESPACES:  # it goes when its content has (spec.finalizers emptied)
+            return not (obj.get("spec") or {}).get("finalizers")
         # a pod goes only once the kubelet has stopped it (grace period set to 0)
         return resource is not PODS or meta.get("deletionGracePeriodSeconds") == 0
 
@@ -475,12 +489,14 @@ class Registry:
         return self.store.put(resource, new)
 
     def _delete_namespace(self, current: Obj) -> Obj:
-        name = current["metadata"]["name"]
-        for resource in res.RESOURCES:
-            if resource.namespaced:
-                for obj in list(self.store.objects(resource, name)):
-                    self.store.remove(resource, name, obj["metadata"]["name"])
-        return self.store.remove(NAMESPACES, "", name) or current
+        """Mark the namespace ``Terminating``; the namespace controller empties and removes it."""
+        if current["metadata"].get("deletionTimestamp"):
+            return current
+        new = clone(current)
+        new["metadata"]["deletionTimestamp"] = now()
+        new["metadata"]["deletionGracePeriodSeconds"] = 0
+        new["status"] = {"phase": "Terminating"}
+        return self.store.put(NAMESPACES, new)
 
     def bind(self, namespace: str, name: str, body: Any) -> Obj:
         """``POST pods/NAME/binding``: assign a pending pod to a node, as a scheduler does.

@@ -6,9 +6,8 @@ does). Unlike ``kubernetes_validate.validate``, which reads the JSON files on
 every call, the definitions are read once per process and one compiled
 validator is kept per kind, so starting many clusters in a test run is cheap.
 
-Names and label values are also checked with the API server's own rules
-(RFC 1123 subdomain names, 63-character label values), which the schema does
-not express.
+What the schema cannot express (names, duplicates, references between fields,
+immutable fields: the API server's own validation) is in :mod:`.rules`.
 """
 
 from __future__ import annotations
@@ -28,11 +27,6 @@ from .patch import SchemaNode
 __all__ = ["DEFAULT_KUBE_VERSION", "Validator", "kubernetes_path"]
 
 DEFAULT_KUBE_VERSION = "1.32"
-
-_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
-_SUBDOMAIN_RE = re.compile(f"^{_SUBDOMAIN}$")
-_LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_LABEL_NAME_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 
 
 def _schema_dir(version: str) -> str:
@@ -99,48 +93,11 @@ class Validator:
         )
 
     def check(self, obj: dict[str, Any], kind: str, api_version: str, group: str = "") -> None:
-        """Raise a 422 ``Invalid`` ApiError if ``obj`` breaks the schema or naming rules."""
+        """Raise a 422 ``Invalid`` ApiError if ``obj`` breaks the schema."""
         name = obj.get("metadata", {}).get("name") or ""
-        causes = list(self._metadata_causes(obj))
-        if not causes:
-            validator = _validator(self.schema_dir, kind, api_version)
-            error = jsonschema.exceptions.best_match(validator.iter_errors(obj))
-            if error is not None:
-                causes.append((kubernetes_path(error.absolute_path), error.message))
-        if causes:
-            raise invalid(kind, name, causes, group)
-
-    @staticmethod
-    def _metadata_causes(obj: dict[str, Any]) -> Iterable[tuple[str, str]]:
-        meta = obj.get("metadata")
-        if not isinstance(meta, dict):
-            return
-        name = meta.get("name")
-        if isinstance(name, str) and (len(name) > 253 or not _SUBDOMAIN_RE.match(name)):
-            yield (
-                "metadata.name",
-                f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of '
-                "lower case alphanumeric characters, '-' or '.', and must start and end with "
-                "an alphanumeric character (e.g. 'example.com', regex used for validation is "
-                f"'{_SUBDOMAIN}')",
+        validator = _validator(self.schema_dir, kind, api_version)
+        error = jsonschema.exceptions.best_match(validator.iter_errors(obj))
+        if error is not None:
+            raise invalid(
+                kind, name, [(kubernetes_path(error.absolute_path), error.message)], group
             )
-        labels = meta.get("labels")
-        if isinstance(labels, dict):
-            for key, value in labels.items():
-                short = str(key).rsplit("/", 1)[-1]
-                if len(short) > 63 or not _LABEL_NAME_RE.match(short):
-                    yield ("metadata.labels", f'Invalid value: "{key}": name part must be valid')
-                if not isinstance(value, str):
-                    continue
-                if len(value) > 63:
-                    yield (
-                        "metadata.labels",
-                        f'Invalid value: "{value}": must be no more than 63 characters',
-                    )
-                elif not _LABEL_VALUE_RE.match(value):
-                    yield (
-                        "metadata.labels",
-                        f'Invalid value: "{value}": a valid label must be an empty string or '
-                        "consist of alphanumeric characters, '-', '_' or '.', and must start "
-                        "and end with an alphanumeric character",
-                    )

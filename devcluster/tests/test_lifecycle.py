@@ -87,9 +87,16 @@ async def test_deleting_a_namespace_deletes_its_objects(kube_api: Any) -> None:
     await core.create_namespace({"metadata": {"name": "temp"}})
     await core.create_namespaced_config_map("temp", {"metadata": {"name": "c"}})
     await core.delete_namespace("temp")
-    assert (await core.list_namespaced_config_map("temp")).items == []
-    names = {n.metadata.name for n in (await core.list_namespace()).items}
-    assert "temp" not in names
+
+    # The namespace controller empties it in the background, then it goes.
+    async def emptied() -> bool:
+        return (await core.list_namespaced_config_map("temp")).items == []
+
+    async def namespace_gone() -> bool:
+        return "temp" not in {n.metadata.name for n in (await core.list_namespace()).items}
+
+    assert await eventually(emptied)
+    assert await eventually(namespace_gone)
 
 
 async def phase(read: Any, *args: str) -> str:
