@@ -82,7 +82,8 @@ class SchemaNode:
         self.node = node or {}
         self.definitions = definitions
 
-    def _resolved(self) -> dict[str, Any]:
+    def resolved(self) -> dict[str, Any]:
+        """The schema node with its ``$ref`` chain followed."""
         node = self.node
         for _ in range(20):  # reference chains are short; never loop forever
             ref = node.get("$ref")
@@ -93,11 +94,11 @@ class SchemaNode:
 
     def field(self, name: str) -> SchemaNode:
         """The schema of property ``name``."""
-        return SchemaNode(self._resolved().get("properties", {}).get(name), self.definitions)
+        return SchemaNode(self.resolved().get("properties", {}).get(name), self.definitions)
 
     def items(self) -> SchemaNode:
         """The schema of a list's elements."""
-        return SchemaNode(self._resolved().get("items"), self.definitions)
+        return SchemaNode(self.resolved().get("items"), self.definitions)
 
     @property
     def merges(self) -> bool:

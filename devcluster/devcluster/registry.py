@@ -179,10 +179,11 @@ class Registry:
         Secret ``stringData`` goes into ``data`` (base64) and ``type`` defaults to
         ``Opaque``; a binding's User and Group subjects get the RBAC API group.
         """
-        for subject in obj.get("subjects") or () if resource.kind.endswith("RoleBinding") else ():
-            if isinstance(subject, dict) and not subject.get("apiGroup"):
-                if subject.get("kind") in ("User", "Group"):
-                    subject["apiGroup"] = "rbac.authorization.k8s.io"
+        subjects = obj.get("subjects") if resource.kind.endswith("RoleBinding") else None
+        for subject in subjects or ():
+            kind = subject.get("kind") if isinstance(subject, dict) else None
+            if kind in ("User", "Group") and not subject.get("apiGroup"):
+                subject["apiGroup"] = "rbac.authorization.k8s.io"
         if resource.key == "/secrets":
             string_data = obj.pop("stringData", None) or {}
             if string_data:

@@ -76,7 +76,7 @@ def _typed_leaves(value: Any, schema: SchemaNode, depth: int = 0) -> Iterator[tu
     if str(node.get("$ref", "")).endswith(_QUANTITY_REF):
         yield "quantity", value
         return
-    resolved = schema._resolved()
+    resolved = schema.resolved()
     if resolved.get("format") == "byte" and isinstance(value, str):
         yield "byte", value
         return
