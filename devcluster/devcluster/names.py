@@ -60,51 +60,57 @@ def regex_error(message: str, fmt: str, *examples: str) -> str:
     return f"{message} (e.g. {shown}regex used for validation is '{fmt}')"
 
 
+def _matching(value: str, longest: int, pattern: re.Pattern[str], error: str) -> list[str]:
+    """The length message past ``longest``, then ``error`` unless ``pattern`` matches."""
+    errors = [max_len(longest)] if len(value) > longest else []
+    if not pattern.match(value):
+        errors.append(error)
+    return errors
+
+
+_DNS1123_LABEL_ERROR = regex_error(
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
+    "and must start and end with an alphanumeric character",
+    DNS1123_LABEL_FMT,
+    "my-name",
+    "123-abc",
+)
+_DNS1123_SUBDOMAIN_ERROR = regex_error(
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
+    "'-' or '.', and must start and end with an alphanumeric character",
+    DNS1123_SUBDOMAIN_FMT,
+    "example.com",
+)
+_DNS1035_LABEL_ERROR = regex_error(
+    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with "
+    "an alphabetic character, and end with an alphanumeric character",
+    DNS1035_LABEL_FMT,
+    "my-name",
+    "abc-123",
+)
+_LABEL_VALUE_ERROR = regex_error(
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' "
+    "or '.', and must start and end with an alphanumeric character",
+    LABEL_VALUE_FMT,
+    "MyValue",
+    "my_value",
+    "12345",
+)
+
+
 def is_dns1123_label(value: str) -> list[str]:
     """``IsDNS1123Label``: namespace names, container, volume and service port names."""
-    errors = [max_len(63)] if len(value) > 63 else []
-    if not _DNS1123_LABEL.match(value):
-        errors.append(
-            regex_error(
-                "a lowercase RFC 1123 label must consist of lower case alphanumeric characters "
-                "or '-', and must start and end with an alphanumeric character",
-                DNS1123_LABEL_FMT,
-                "my-name",
-                "123-abc",
-            )
-        )
-    return errors
+    return _matching(value, 63, _DNS1123_LABEL, _DNS1123_LABEL_ERROR)
 
 
 def is_dns1123_subdomain(value: str) -> list[str]:
     """``IsDNS1123Subdomain``: most object names."""
-    errors = [max_len(253)] if len(value) > 253 else []
-    if not _DNS1123_SUBDOMAIN.match(value):
-        errors.append(
-            regex_error(
-                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
-                "characters, '-' or '.', and must start and end with an alphanumeric character",
-                DNS1123_SUBDOMAIN_FMT,
-                "example.com",
-            )
-        )
-    return errors
+    return _matching(value, 253, _DNS1123_SUBDOMAIN, _DNS1123_SUBDOMAIN_ERROR)
 
 
 def is_dns1035_label(value: str) -> list[str]:
     """``IsDNS1035Label``: Service names."""
-    errors = [max_len(63)] if len(value) > 63 else []
-    if not _DNS1035_LABEL.match(value):
-        errors.append(
-            regex_error(
-                "a DNS-1035 label must consist of lower case alphanumeric characters or '-', "
-                "start with an alphabetic character, and end with an alphanumeric character",
-                DNS1035_LABEL_FMT,
-                "my-name",
-                "abc-123",
-            )
-        )
-    return errors
+    return _matching(value, 63, _DNS1035_LABEL, _DNS1035_LABEL_ERROR)
 
 
 def is_qualified_name(value: str) -> list[str]:
@@ -138,34 +144,23 @@ def is_qualified_name(value: str) -> list[str]:
 
 def is_label_value(value: str) -> list[str]:
     """``IsValidLabelValue``."""
-    errors = [max_len(63)] if len(value) > 63 else []
-    if not _LABEL_VALUE.match(value):
-        errors.append(
-            regex_error(
-                "a valid label must be an empty string or consist of alphanumeric characters, "
-                "'-', '_' or '.', and must start and end with an alphanumeric character",
-                LABEL_VALUE_FMT,
-                "MyValue",
-                "my_value",
-                "12345",
-            )
-        )
-    return errors
+    return _matching(value, 63, _LABEL_VALUE, _LABEL_VALUE_ERROR)
 
 
 def is_config_map_key(value: str) -> list[str]:
     """``IsConfigMapKey``: ConfigMap and Secret data keys."""
-    errors = [max_len(253)] if len(value) > 253 else []
-    if not _CONFIG_MAP_KEY.match(value):
-        errors.append(
-            regex_error(
-                "a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
-                CONFIG_MAP_KEY_FMT,
-                "key.name",
-                "KEY_NAME",
-                "key-name",
-            )
-        )
+    errors = _matching(
+        value,
+        253,
+        _CONFIG_MAP_KEY,
+        regex_error(
+            "a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
+            CONFIG_MAP_KEY_FMT,
+            "key.name",
+            "KEY_NAME",
+            "key-name",
+        ),
+    )
     if value == ".":
         errors.append("must not be '.'")
     elif value == "..":

@@ -157,19 +157,23 @@ def _mounts(mounts: Any, volumes: set[str], path: str, p: FieldErrors) -> None:
             p.invalid(f"{at}.subPath", sub, "must not contain '..'")
 
 
+def _unique_label(name: str, path: str, seen: set[str], p: FieldErrors) -> None:
+    """A container's or volume's name: required, a DNS-1123 label, not seen before."""
+    if not name:
+        p.required(path)
+        return
+    p.invalid_all(path, name, is_dns1123_label(name))
+    if name in seen:
+        p.duplicate(path, name)
+    seen.add(name)
+
+
 def _containers(
     containers: list[Any], key: str, names: set[str], volumes: set[str], p: FieldErrors
 ) -> None:
     for i, container in enumerate(containers):
         at = f"spec.{key}[{i}]"
-        name = container.get("name") or ""
-        if not name:
-            p.required(f"{at}.name")
-        else:
-            p.invalid_all(f"{at}.name", name, is_dns1123_label(name))
-            if name in names:
-                p.duplicate(f"{at}.name", name)
-            names.add(name)
+        _unique_label(container.get("name") or "", f"{at}.name", names, p)
         if not container.get("image"):
             p.required(f"{at}.image")
         policy = container.get("imagePullPolicy")
@@ -188,15 +192,7 @@ def _volumes(volumes: Any, p: FieldErrors) -> set[str]:
     names: set[str] = set()
     for i, volume in enumerate(volumes or ()):
         at = f"spec.volumes[{i}]"
-        name = volume.get("name") or ""
-        if not name:
-            p.required(f"{at}.name")
-        else:
-            messages = is_dns1123_label(name)
-            p.invalid_all(f"{at}.name", name, messages)
-            if not messages and name in names:
-                p.duplicate(f"{at}.name", name)
-            names.add(name)
+        _unique_label(volume.get("name") or "", f"{at}.name", names, p)
         sources = [k for k, v in volume.items() if k != "name" and v is not None]
         if not sources:
             p.required(at, "must specify a volume type")
