@@ -2,7 +2,7 @@
 
 Run: ``python -m benchmarks.bench_devcluster [--nodes 5000 --pods 150000]``.
 
-The cluster runs as ``python -m lsst_hub.devcluster serve`` in a subprocess (its
+The cluster runs as ``python -m devcluster serve`` in a subprocess (its
 RSS is read from /proc); the client is a plain aiohttp session with
 ``--concurrency`` requests in flight. Phases:
 
@@ -105,7 +105,7 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[str], str, 
     started = time.perf_counter()
     server = subprocess.Popen(
         [
-            sys.executable, "-m", "lsst_hub.devcluster", "serve", "--port", "0",
+            sys.executable, "-m", "devcluster", "serve", "--port", "0",
             "--nodes", str(args.nodes), "--kubeconfig", str(kubeconfig),
             "--node-cpu", "64", "--node-memory", "256Gi", "--node-pods", "110",
             "--state-dir", str(state),
@@ -340,7 +340,7 @@ def report(args: argparse.Namespace, r: dict[str, Any]) -> str:
 {args.nodes:,} nodes, {args.pods:,} pods in {args.namespaces} namespaces
 ({args.pods - args.scheduled:,} pre-bound with `spec.nodeName`, {args.scheduled:,} placed by
 the scheduler), noop runtime with kubelet events on, every write validated against the
-Kubernetes 1.32 schema. Server: `python -m lsst_hub.devcluster serve` in its own process
+Kubernetes 1.32 schema. Server: `python -m devcluster serve` in its own process
 (one core); client: aiohttp on the same machine, one HTTP request per pod.
 
 | phase | figure |

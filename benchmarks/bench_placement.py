@@ -224,8 +224,8 @@ async def bench_over_devcluster(
     """
     from kubernetes_asyncio.client import CoreV1Api
 
-    from lsst_hub.devcluster import DevCluster
-    from lsst_hub.devcluster.registry import NODES, PODS
+    from devcluster import DevCluster
+    from devcluster.registry import NODES, PODS
     from lsst_hub.placement import ClusterCache
 
     async with DevCluster(nodes=0, kubelet_events=False, history=len(pods) + 10_000) as cluster:

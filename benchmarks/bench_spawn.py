@@ -1,6 +1,6 @@
 """Benchmark: many concurrent spawns with LSSTSpawner on a dev cluster.
 
-Starts ``python -m lsst_hub.devcluster serve`` (noop runtime) in a subprocess
+Starts ``python -m devcluster serve`` (noop runtime) in a subprocess
 with N equal nodes, then starts U LSSTSpawners at once in this process, the way
 a hub does under a login storm: each creates its home PV and PVC, waits until
 bound, chooses the least-loaded node from the shared watch-fed cache, creates
@@ -42,7 +42,7 @@ from tests.spawner.support import HubDB, base_config, make_spawner  # noqa: E402
 def start_cluster(nodes: int, state: Path) -> tuple[subprocess.Popen[str], str, Path]:
     kubeconfig = state / "kubeconfig"
     argv = [
-        sys.executable, "-m", "lsst_hub.devcluster", "serve", "--port", "0",
+        sys.executable, "-m", "devcluster", "serve", "--port", "0",
         "--nodes", str(nodes), "--runtime", "noop", "--kubeconfig", str(kubeconfig),
         "--state-dir", str(state),
     ]  # fmt: skip

@@ -5,7 +5,7 @@ root, it starts:
 
 1. a throwaway OpenLDAP ``slapd`` with TLS and the demo people (alice/alicepw,
    bob/bobpw, carol, who is not in the allowed group), from ``tests/support``;
-2. the devcluster (``python -m lsst_hub.devcluster serve --runtime process``) with
+2. the devcluster (``python -m devcluster serve --runtime process``) with
    three nodes and RBAC enforced, whose host root holds ``/gpfs/home/<user>`` owned
    by each person's uid/gid; it gets the chart's hub ServiceAccount and Role
    (``helm-values/chart-hub-rbac.yaml``) and ``helm-values/cluster-rbac.yaml``;
@@ -244,7 +244,7 @@ class Demo:
         with (self.logs / "devcluster.log").open("wb") as out:
             self.cluster = subprocess.Popen(
                 [
-                    sys.executable, "-m", "lsst_hub.devcluster", "serve",
+                    sys.executable, "-m", "devcluster", "serve",
                     "--port", str(port),
                     "--nodes", str(NODES),
                     "--kubeconfig", str(self.kubeconfig),

@@ -33,6 +33,9 @@ if [ ! -x .tools/node/node_modules/.bin/configurable-http-proxy ]; then
     npm install --silent --no-audit --no-fund --prefix .tools/node configurable-http-proxy@^4.6 >/dev/null
 fi
 
+# Each venv gets the product (editable, with EXTRAS) and the Kubernetes API stand-in,
+# its own distribution in devcluster/ (editable, with its test extra): the tests, the
+# demo and the benchmarks run against it.
 make_venv() {  # make_venv DIR EXTRAS [PIP_ARGS...]
     local dir=$1 extras=$2; shift 2
     if [ ! -x "$dir/bin/python" ]; then
@@ -41,12 +44,12 @@ make_venv() {  # make_venv DIR EXTRAS [PIP_ARGS...]
         "$dir/bin/pip" install -q --disable-pip-version-check -U pip 2>&1 | grep -v '^WARNING: Location' || true
     fi
     local stamp="$dir/.lsst-hub-stamp" want
-    want=$( (cat pyproject.toml; echo "$extras $*") | sha256sum | cut -c1-16)
+    want=$( (cat pyproject.toml devcluster/pyproject.toml; echo "$extras $*") | sha256sum | cut -c1-16)
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
         echo "setup: pip install into $dir"
-        "$dir/bin/pip" install -q --disable-pip-version-check -e ".[$extras]" "$@" 2>&1 \
-            | grep -v '^WARNING: Location' || true
-        "$dir/bin/python" -c "import lsst_hub, jupyterhub, kubespawner, ldap3" \
+        "$dir/bin/pip" install -q --disable-pip-version-check -e ".[$extras]" \
+            -e "./devcluster[test]" "$@" 2>&1 | grep -v '^WARNING: Location' || true
+        "$dir/bin/python" -c "import lsst_hub, devcluster, jupyterhub, kubespawner, ldap3" \
             || { echo "setup: install into $dir failed" >&2; exit 1; }
         echo "$want" > "$stamp"
     fi

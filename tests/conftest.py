@@ -1,13 +1,14 @@
 """Shared test fixtures.
 
 The fixture plugins in ``tests/support`` start real services on loopback:
-``ldap_fixtures`` a real OpenLDAP ``slapd`` with TLS, ``kube_fixtures`` the
-project's Kubernetes API stand-in (``lsst_hub.devcluster``), ``hub_fixtures`` a
-real JupyterHub with configurable-http-proxy.
+``ldap_fixtures`` a real OpenLDAP ``slapd`` with TLS, ``hub_fixtures`` a
+real JupyterHub with configurable-http-proxy. The Kubernetes API stand-in's
+fixtures come with it, from its own distribution (``devcluster.testing``, in
+``devcluster/``).
 """
 
 pytest_plugins = [
     "tests.support.ldap_fixtures",
-    "tests.support.kube_fixtures",
+    "devcluster.testing",
     "tests.support.hub_fixtures",
 ]

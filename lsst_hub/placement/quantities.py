@@ -9,8 +9,7 @@ The grammar is the one of ``k8s.io/apimachinery/pkg/api/resource``::
     decimalExponent ::= e<signedNumber> | E<signedNumber>
 
 Parsing goes through :class:`decimal.Decimal` so that "0.1" CPU and "1Ei"
-bytes are exact; callers convert once to the unit they compute in. This module
-imports nothing outside the standard library: the dev cluster uses it too.
+bytes are exact; callers convert once to the unit they compute in.
 """
 
 from __future__ import annotations

@@ -73,6 +73,23 @@ def test_license_ships_and_matches_the_metadata(package_dist: Dist) -> None:
     assert "helm-values/hub-image/Dockerfile" in members
 
 
+def test_wheel_holds_the_product_only_no_stand_in(package_dist: Dist) -> None:
+    # The Kubernetes API stand-in is its own distribution (devcluster/): never in the wheel.
+    with zipfile.ZipFile(package_dist.wheel) as whl:
+        names = whl.namelist()
+        (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+        headers = whl.read(metadata).decode().split("\n\n", 1)[0].splitlines()
+        sources = {n: whl.read(n).decode() for n in names if n.endswith(".py")}
+    assert "lsst_hub/spawner/__init__.py" in names
+    assert {n.split("/")[0] for n in names if ".dist-info/" not in n} == {"lsst_hub"}
+    assert [n for n in names if "devcluster" in n] == []
+    uses = re.compile(r"^\s*(from|import)\s+devcluster\b", re.MULTILINE)
+    assert [n for n, text in sources.items() if uses.search(text)] == []
+    requirements = [h for h in headers if h.startswith(("Requires-Dist:", "Provides-Extra:"))]
+    assert requirements  # the headers were read
+    assert [h for h in requirements if "devcluster" in h.lower()] == []
+
+
 # -- the image's environment ---------------------------------------------------------
 
 

@@ -10,7 +10,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.config import kube_config
 from kubespawner import KubeSpawner, clients
 
-from lsst_hub.devcluster import DevCluster
+from devcluster import DevCluster
 from lsst_hub.spawner import LSSTSpawner
 
 from .support import HubDB, base_config, make_spawner

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client
 
-from lsst_hub.devcluster import node_object
+from devcluster import node_object
 from lsst_hub.spawner import LSSTSpawner, SpawnError
 from tests.spawner.conftest import Env
 
