@@ -5,11 +5,11 @@ from __future__ import annotations
 import concurrent.futures
 import time
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 import requests
 
+from tests.auth.policy_support import hub_config
 from tests.support.hub_fixtures import RunningHub, login, new_session
 from tests.support.ldap_fixtures import BlackHole, authenticator_config
 from tests.support.slapd import Slapd, user_dn
@@ -17,16 +17,6 @@ from tests.support.slapd import Slapd, user_dn
 pytestmark = pytest.mark.slow
 
 StartHub = Callable[..., RunningHub]
-
-
-def hub_config(settings: dict[str, Any], *extra: str) -> str:
-    lines = [
-        'c.JupyterHub.authenticator_class = "lsst-ldap"',  # the entry point
-        "c.Authenticator.enable_auth_state = True",
-        *extra,
-    ]
-    lines += [f"c.LDAPAuthenticator.{key} = {value!r}" for key, value in settings.items()]
-    return "\n".join(lines) + "\n"
 
 
 def test_login_through_hub(jupyterhub_factory: StartHub, slapd: Slapd) -> None:
