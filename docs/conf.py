@@ -32,7 +32,10 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.intersphinx",
     "autodoc_traits",
+    # Diagrams are rendered at build time by Debian's graphviz: no network.
+    "sphinx.ext.graphviz",
 ]
+graphviz_output_format = "svg"
 
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 root_doc = "index"
@@ -52,7 +55,9 @@ autodoc_typehints_description_target = "documented"
 # No network at build time: intersphinx inventories would be fetched, so none are used.
 intersphinx_mapping: dict[str, Any] = {}
 
-html_theme = "alabaster"
+# As JupyterHub's own documentation; wide code blocks scroll instead of being cut.
+html_theme = "pydata_sphinx_theme"
+html_theme_options: dict[str, Any] = {"navigation_with_keys": False}
 html_title = f"lsst-hub {release}"
 html_static_path: list[str] = []
 

@@ -12,7 +12,7 @@ PY=${PYTHON:-python3}
 # gcc, libpq-dev, python3-dev: psycopg2 (a pin of the chart's hub image) builds from source;
 # postgresql: the hub database variant's end-to-end test starts its own server.
 apt_pkgs=(slapd ldap-utils openssl python3-venv libnss-wrapper gcc libpq-dev python3-dev
-          postgresql)
+          postgresql graphviz)
 [ "${SETUP_BROWSER:-0}" = 1 ] && apt_pkgs+=(chromium chromium-driver)
 missing=()
 for p in "${apt_pkgs[@]}"; do
