@@ -18,7 +18,7 @@ import sys
 
 from jupyterhub.auth import Authenticator
 
-from lsst_hub.services import use_default_signals
+from lsst_hub.services import reset_ignored_signals
 
 
 def env(name: str, default: str = "") -> str:
@@ -178,6 +178,12 @@ c.LSSTSpawner.allowed_home_roots = env_list("LSST_HUB_HOME_ROOTS", "/gpfs/home")
 c.LSSTSpawner.synthesize_passwd = env_bool("LSST_HUB_SYNTHESIZE_PASSWD", False)
 
 # -- Hub-managed services ----------------------------------------------------------
+# The services start with SIGINT and SIGTERM at their defaults, even when the hub was
+# started with SIGINT ignored (a background job of a script, some wrappers and inits),
+# which they would otherwise inherit: JupyterHub stops its services one at a time with
+# SIGINT and waits 30 s for each that ignores it. (JupyterHub sets its own handlers
+# for both signals once it has started.)
+reset_ignored_signals()
 services: list[dict[str, object]] = []
 roles: list[dict[str, object]] = []
 
@@ -219,10 +225,3 @@ if env_bool("LSST_HUB_ORPHAN_SERVICE", True):
     from lsst_hub.spawner.reconcile_service import configure_service
 
     configure_service(c)
-
-# Each managed service starts with SIGINT and SIGTERM at their defaults, so it stops on
-# the hub's first signal even when the hub itself was started with SIGINT ignored (a
-# background job of a script, some wrappers): JupyterHub stops services one at a time
-# and waits 30 s for each that ignores SIGINT. Services added below this line are not
-# covered: add them above, or call use_default_signals again.
-use_default_signals(c.JupyterHub.services)

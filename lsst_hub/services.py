@@ -1,88 +1,56 @@
-"""Start hub-managed services with SIGINT and SIGTERM at their defaults.
+"""The signals the hub's managed services start with.
 
-JupyterHub (5.x and 6.x) stops its managed services one after another: SIGINT, up
-to 30 s for the service to exit, then SIGTERM, 30 s more, then SIGKILL (its service
+JupyterHub (5.x and 6.x) stops its managed services one after another: SIGINT, up to
+30 s for the service to exit, then SIGTERM, 30 s more, then SIGKILL (its service
 spawner's ``interrupt_timeout`` and ``term_timeout``, which configuration does not
-reach). A signal ignored by a process stays ignored in the programs it executes, and
-the hub installs its own SIGINT handler only after it has started its services: a hub
-started with SIGINT ignored (a background job of a non-interactive shell, some
-wrappers and init systems) starts its services ignoring SIGINT, and each of them then
-takes the full 30 s to stop, longer than Kubernetes' default grace period for the
-whole pod.
+reach). A signal a process ignores stays ignored in the programs it starts, and the
+hub replaces its own dispositions with handlers only after it has started its
+services. A hub started with SIGINT ignored (a background job of a non-interactive
+shell, some wrappers and init systems) therefore starts services that ignore SIGINT;
+each then takes the full 30 s to stop, and the hub as a whole outlasts Kubernetes'
+default grace period.
 
-This launcher puts both signals back to their defaults (and unblocks them), then
-executes the service's own command::
-
-    python -m lsst_hub.services python3 -m jupyterhub_idle_culler --timeout=3600
-
-:func:`use_default_signals` rewrites the managed services of a JupyterHub
-configuration that way (``jupyterhub_config.py`` and the Helm overlay call it after
-their services are added).
+:func:`reset_ignored_signals`, called from the hub's configuration (which the hub
+loads before it starts anything), puts SIGINT and SIGTERM back to their defaults in
+the hub, so that every service starts with them. The hub's own handling is unchanged:
+JupyterHub installs its handlers for both once it has started.
 """
 
 from __future__ import annotations
 
-import os
 import signal
-import sys
-from collections.abc import Iterable, MutableMapping, Sequence
-from typing import Any, NoReturn
+import threading
 
-__all__ = ["MODULE", "main", "use_default_signals", "with_default_signals"]
+__all__ = ["SIGNALS", "reset_ignored_signals"]
 
-#: The module run as ``python -m``.
-MODULE = "lsst_hub.services"
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: The signals JupyterHub stops its services with.
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def with_default_signals(command: Sequence[str], python: str | None = None) -> list[str]:
-    """``command`` run through the launcher with ``python`` (default: this interpreter).
+def reset_ignored_signals() -> list[signal.Signals]:
+    """Stop ignoring and blocking SIGINT and SIGTERM in this process.
 
-    A command that already starts with the launcher is returned unchanged.
+    An ignored SIGINT gets Python's default handler (KeyboardInterrupt), an ignored
+    SIGTERM the default action; a handler set by the program is left alone. Call it
+    from ``jupyterhub_config.py`` (the Helm overlay does, in ``hub.extraConfig``).
+
+    Returns
+    -------
+    list of signal.Signals
+        The signals that were ignored or blocked (empty: nothing changed, or not
+        called from the main thread, the only one that may set handlers).
     """
-    command = list(command)
-    if _launched(command):
-        return command
-    return [python or sys.executable, "-m", MODULE, *command]
-
-
-def _launched(command: Sequence[str]) -> bool:
-    return len(command) >= 3 and command[1:3] == ["-m", MODULE]
-
-
-def use_default_signals(
-    services: Iterable[MutableMapping[str, Any]], python: str | None = None
-) -> None:
-    """Run every managed service (an entry with a ``command``) through the launcher.
-
-    Parameters
-    ----------
-    services
-        ``c.JupyterHub.services``; changed in place.
-    python
-        The interpreter that runs the launcher (default: this one, the hub's).
-    """
-    for service in services:
-        if service.get("command"):
-            service["command"] = with_default_signals(service["command"], python)
-
-
-def main(argv: Sequence[str] | None = None) -> NoReturn:
-    """``python -m lsst_hub.services COMMAND [ARG ...]``: reset the signals, exec COMMAND."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help"):
-        print(__doc__, file=sys.stderr)
-        sys.exit(0 if args else 2)
-    for signum in _SIGNALS:
-        signal.signal(signum, signal.SIG_DFL)
-    # A blocked signal stays blocked across exec too.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
-    try:
-        os.execvp(args[0], args)  # noqa: S606 - the service's own command, as given
-    except OSError as exc:
-        print(f"{MODULE}: cannot run {args[0]}: {exc}", file=sys.stderr)
-        sys.exit(127)
-
-
-if __name__ == "__main__":
-    main()
+    if threading.current_thread() is not threading.main_thread():
+        return []
+    changed = []
+    for signum in SIGNALS:
+        if signal.getsignal(signum) is signal.SIG_IGN:
+            default = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+            signal.signal(signum, default)
+            changed.append(signum)
+    # A blocked signal stays blocked in the programs started, too.
+    blocked = [s for s in SIGNALS if s in signal.pthread_sigmask(signal.SIG_BLOCK, [])]
+    if blocked:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
+        changed += [s for s in blocked if s not in changed]
+    return changed

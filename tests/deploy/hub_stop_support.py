@@ -45,6 +45,16 @@ c.JupyterHub.services.extend(admin_services)
 """
 #: The managed services the configuration starts.
 SERVICES = {"idle-culler", "lsst-orphan-pods"}
+#: HUB_CONFIG for ``reset_signals=False``: the hub's signal dispositions as they were
+#: before the configuration reset them (:mod:`lsst_hub.services`), for the benchmark's
+#: "before" figures.
+HUB_CONFIG_WITHOUT_RESET = f"""
+import signal
+dispositions = {{s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}}
+{HUB_CONFIG}
+for s, disposition in dispositions.items():
+    signal.signal(s, disposition)
+"""
 
 
 @dataclass
@@ -76,7 +86,7 @@ def start_cluster(state: Path) -> Cluster:
     """Two nodes, process runtime, the namespace, and alice's home owned by her."""
     host_root = state / "host"
     kubeconfig = state / "kubeconfig"
-    argv = [sys.executable, "-m", "lsst_hub.devcluster", "serve", "--port", "0",
+    argv = [sys.executable, "-m", "devcluster", "serve", "--port", "0",
             "--nodes", "2", "--runtime", "process", "--host-root", str(host_root),
             "--kubeconfig", str(kubeconfig), "--state-dir", str(state)]  # fmt: skip
     with (state / "devcluster.log").open("w") as err:
@@ -209,9 +219,16 @@ def stop_hub(hub: RunningHub, guard: float = 120.0) -> Stopped:
 
 @contextlib.contextmanager
 def site_hub(
-    state: Path, slapd: Slapd | None = None, *, sigint_ignored: bool = False
+    state: Path,
+    slapd: Slapd | None = None,
+    *,
+    sigint_ignored: bool = False,
+    reset_signals: bool = True,
 ) -> Iterator[tuple[RunningHub, Cluster]]:
-    """slapd (a new one unless given), the dev cluster and the hub, alice's server running."""
+    """slapd (a new one unless given), the dev cluster and the hub, alice's server running.
+
+    ``reset_signals=False`` undoes the configuration's :func:`.reset_ignored_signals`.
+    """
     own_slapd = slapd is None
     ldap = slapd or start_slapd(state / "slapd")
     cluster = start_cluster(_mkdir(state / "cluster"))
@@ -220,7 +237,7 @@ def site_hub(
     try:
         hub = start_hub(
             state / "hub",
-            HUB_CONFIG,
+            HUB_CONFIG if reset_signals else HUB_CONFIG_WITHOUT_RESET,
             env=hub_env(ldap, cluster, state),
             sigint_ignored=sigint_ignored,
         )

@@ -201,9 +201,7 @@ def test_extra_config_adds_the_orphan_pod_service(
         c.JupyterHub.base_url = base_url
     run_extra_config(c)
     (service,) = [s for s in c.JupyterHub.services if s["name"] == SERVICE_NAME]
-    # Through the launcher that gives it default SIGINT/SIGTERM (lsst-hub-service-signals).
-    assert service["command"][1:3] == ["-m", "lsst_hub.services"]
-    assert service["command"][4:6] == ["-m", "lsst_hub.spawner.reconcile_service"]
+    assert service["command"][1:3] == ["-m", "lsst_hub.spawner.reconcile_service"]
     # It looks where the spawner puts pods: the release namespace, this hub's label,
     # the same on both sides (the Helm release unless the site names one).
     assert "--namespace=jhub" in service["command"]

@@ -2,11 +2,12 @@
 
 JupyterHub stops each managed service with SIGINT and escalates to SIGTERM only after
 30 s (then SIGKILL after 30 s more); a service that ignores SIGINT (inherited from a
-hub started with it ignored) holds the hub that long. The launcher
-(:mod:`lsst_hub.services`) gives the services default dispositions, and the orphan-pod
-service stops at once on SIGINT or SIGTERM, even in the middle of a pass. How long a
-stop takes is measured by ``benchmarks/bench_hub_stop.py``; the timeouts here are only
-guards against a hang.
+hub started with it ignored) holds the hub that long. The configuration gives the hub
+default dispositions before it starts its services
+(:func:`lsst_hub.services.reset_ignored_signals`), and the orphan-pod service stops at
+once on SIGINT or SIGTERM, even in the middle of a pass. How long a stop takes is
+measured by ``benchmarks/bench_hub_stop.py``; the timeouts here are only guards
+against a hang.
 """
 
 from __future__ import annotations
@@ -15,68 +16,63 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from lsst_hub.services import MODULE, use_default_signals, with_default_signals
 from tests.deploy.hub_stop_support import site_hub, stop_hub
 from tests.support.ldap_fixtures import BlackHole
 from tests.support.slapd import Slapd
 
 ROOT = Path(__file__).resolve().parents[2]
-REPORT = (
+#: Run in a process started with SIGINT and SIGTERM ignored and SIGINT blocked (what a
+#: wrapper may leave a hub with): optionally reset, then start a service that reports.
+HUB = """
+import subprocess, sys
+{reset}
+report = (
     "import signal; "
     "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler, "
     "signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, "
     "sorted(signal.pthread_sigmask(signal.SIG_BLOCK, [])))"
 )
+print(subprocess.run([sys.executable, "-c", report], capture_output=True, text=True).stdout)
+"""
 
 
 def ignore_and_block() -> None:
-    """What a wrapper may leave a hub with: SIGINT and SIGTERM ignored, SIGINT blocked."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
 
 
-def run_child(command: list[str]) -> str:
+def service_started_by_hub(reset: str) -> str:
+    """What a service started by such a hub reports about its signals."""
     result = subprocess.run(
-        command, preexec_fn=ignore_and_block, capture_output=True, text=True, timeout=60
-    )
+        [sys.executable, "-c", textwrap.dedent(HUB.format(reset=reset))],
+        preexec_fn=ignore_and_block, capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
 
-def test_launcher_gives_the_service_default_signals() -> None:
-    command = [sys.executable, "-c", REPORT]
-    # Without it, the service inherits the ignored and blocked signals ...
-    assert run_child(command) == f"False False [<Signals.SIGINT: {int(signal.SIGINT)}>]"
-    # ... with it, Python's own SIGINT handler and the default SIGTERM, nothing blocked.
-    assert run_child(with_default_signals(command)) == "True True []"
+def test_services_inherit_ignored_signals_unless_reset() -> None:
+    assert service_started_by_hub("") == f"False False [<Signals.SIGINT: {int(signal.SIGINT)}>]"
+    reset = "from lsst_hub.services import reset_ignored_signals; reset_ignored_signals()"
+    assert service_started_by_hub(reset) == "True True []"
 
 
-def test_launcher_reports_a_missing_command() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", MODULE, "/nonexistent/service"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert result.returncode == 127
-    assert "cannot run /nonexistent/service" in result.stderr
-
-
-def test_use_default_signals_wraps_managed_services_once() -> None:
-    services = [
-        {"name": "culler", "command": ["python3", "-m", "jupyterhub_idle_culler"]},
-        {"name": "external", "url": "http://10.0.0.1:8000", "api_token": "x"},
-    ]
-    use_default_signals(services, python="python3")
-    use_default_signals(services, python="python3")
-    assert services[0]["command"] == [
-        "python3", "-m", MODULE, "python3", "-m", "jupyterhub_idle_culler",
-    ]  # fmt: skip
-    assert "command" not in services[1]
+def test_the_repository_config_resets_them() -> None:
+    # jupyterhub_config.py as the hub loads it (LDAP URLs are all it requires).
+    load = (
+        "import os; os.environ['LSST_HUB_LDAP_URLS'] = 'ldaps://ldap.example.org'\n"
+        "from traitlets.config.loader import PyFileConfigLoader\n"
+        "PyFileConfigLoader('jupyterhub_config.py', path='.').load_config()"
+    )
+    assert service_started_by_hub(load) == "True True []"
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -105,11 +101,7 @@ current-context: c
                "--request-timeout=3600", "--retry-timeout=3600"]  # fmt: skip
     log = tmp_path / "service.log"
     with log.open("wb") as out:
-        # As the hub starts it: through the launcher, from a hub ignoring SIGINT.
-        process = subprocess.Popen(
-            with_default_signals(command), env=env, stdout=out, stderr=subprocess.STDOUT,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
-        )  # fmt: skip
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         # The pass has begun when the API server has a connection that is never answered.
