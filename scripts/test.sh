@@ -24,6 +24,9 @@ step mypy        .venv/bin/mypy
 step docs        .venv/bin/sphinx-build -q -W --keep-going -b html docs docs/_build/html
 
 suites=(jupyterhub-5:.venv-jh5 jupyterhub-6:.venv)
+# One value per run: the deploy tests build the hub image's environment fresh once per
+# run, and the second suite reuses that build (tests/deploy/hub_image_support.py).
+export LSST_HUB_TEST_RUN="$(date -u +%Y%m%dT%H%M%S)-$$"
 logs=$(mktemp -d)
 run_suite() {  # run_suite NAME VENV [pytest args]
     local name=$1 venv=$2; shift 2

@@ -5,14 +5,21 @@
 ``hub_image_env``
     A virtual environment like the hub image's Python: the chart's hub pins, then
     lsst-hub's wheel installed by ``helm-values/hub-image/Dockerfile``'s own ``pip
-    install`` line (:mod:`tests.deploy.hub_image_support`), once per session.
+    install`` line (:mod:`tests.deploy.hub_image_support`); built once per run of the
+    test command and shared by both suites (:func:`.shared_hub_env`).
+
+Every test here gets pytest's SIGINT/SIGTERM dispositions back afterwards: loading the
+hub's configuration in-process changes ignored ones.
 """
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Iterator
+
 import pytest
 
-from tests.deploy.hub_image_support import Dist, HubEnv, build_dist, build_hub_env
+from tests.deploy.hub_image_support import Dist, HubEnv, build_dist, shared_hub_env
 
 
 @pytest.fixture(scope="session")
@@ -21,5 +28,16 @@ def package_dist(tmp_path_factory: pytest.TempPathFactory) -> Dist:
 
 
 @pytest.fixture(scope="session")
-def hub_image_env(package_dist: Dist, tmp_path_factory: pytest.TempPathFactory) -> HubEnv:
-    return build_hub_env(package_dist.wheel, tmp_path_factory.mktemp("hub-image"))
+def hub_image_env(package_dist: Dist) -> HubEnv:
+    return shared_hub_env(package_dist.wheel)
+
+
+@pytest.fixture(autouse=True)
+def _keep_signal_dispositions() -> Iterator[None]:
+    """Loading the hub's configuration in this process resets ignored signals
+    (:func:`lsst_hub.services.reset_ignored_signals`): put pytest's back afterwards."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for signum, disposition in saved.items():
+        if disposition is not None:
+            signal.signal(signum, disposition)

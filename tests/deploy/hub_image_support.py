@@ -10,13 +10,27 @@ install`` arguments against it.
 
 ``python -m tests.deploy.hub_image_support`` fills the wheelhouse (``scripts/setup.sh``
 does, so that the test does not download).
+
+:func:`shared_hub_env` builds that environment once and shares it between the two test
+suites (they run side by side) and later runs: under a file lock in
+``.tools/hub-image-envs``, keyed by a hash of the pins, the Dockerfile, lsst-hub's
+wheel, this module and the Python. A run of the test command (``scripts/test.sh`` sets
+``LSST_HUB_TEST_RUN``) always makes one fresh build on a clean environment, which its
+second suite reuses; pytest run by hand reuses any build with the same key. The build's
+record (``build.json``: what was installed before and after the Dockerfile's ``pip
+install``, and its output) is what the tests read.
 """
 
 from __future__ import annotations
 
+import datetime
+import fcntl
 import hashlib
+import json
+import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -27,6 +41,11 @@ ROOT = Path(__file__).resolve().parents[2]
 PINS = ROOT / "helm-values" / "z2jh" / "hub-image-4.4.0" / "requirements.txt"
 DOCKERFILE = ROOT / "helm-values" / "hub-image" / "Dockerfile"
 WHEELHOUSES = ROOT / ".tools" / "hub-image-wheels"
+HUB_ENVS = ROOT / ".tools" / "hub-image-envs"
+#: Set by scripts/test.sh, one value per run of the test command.
+RUN_VARIABLE = "LSST_HUB_TEST_RUN"
+#: Builds kept (about 250 MB each): the newest, and the one before for a run still using it.
+KEEP_BUILDS = 2
 
 
 def pip(*args: str | Path, python: Path | None = None, timeout: float = 600) -> str:
@@ -123,6 +142,7 @@ class HubEnv:
     python: Path
     before: dict[str, str]  # the chart's pins
     after: dict[str, str]  # with lsst-hub installed as the Dockerfile does
+    pip_output: str = ""  # what the Dockerfile's pip install printed
 
     @property
     def bin(self) -> Path:
@@ -152,8 +172,66 @@ def build_hub_env(wheel: Path, directory: Path) -> HubEnv:
         if a != "--no-cache-dir"  # the image keeps no cache; here pip's cache saves downloads
     ]
     assert args[0] == "install" and any(a.endswith(install.wheel_name) for a in args), args
-    pip(*args, python=python)
-    return HubEnv(python, before, installed(python))
+    output = pip(*args, python=python)
+    return HubEnv(python, before, installed(python), output)
+
+
+def build_key(wheel: Path) -> str:
+    """What a build depends on: pins, Dockerfile, wheel, this module, the Python."""
+    digest = hashlib.sha256()
+    for part in (PINS, DOCKERFILE, wheel, Path(__file__)):
+        digest.update(hashlib.sha256(part.read_bytes()).digest())
+    digest.update(f"{sys.version} {getattr(sys, '_base_executable', '')}".encode())
+    return digest.hexdigest()[:16]
+
+
+def shared_hub_env(wheel: Path) -> HubEnv:
+    """:func:`build_hub_env` of ``wheel``, made once and shared (see the module docstring)."""
+    key, run = build_key(wheel), os.environ.get(RUN_VARIABLE, "")
+    HUB_ENVS.mkdir(parents=True, exist_ok=True)
+    with (HUB_ENVS / ".lock").open("w") as lock:
+        # Held while looking and building: the other suite waits, then reuses the build.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for record in _records():
+            if record["key"] == key and (not run or record["run"] == run):
+                return HubEnv(
+                    Path(record["python"]), record["before"], record["after"], record["pip"]
+                )
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S")
+        directory = HUB_ENVS / f"{stamp}-{key}-{os.getpid()}"
+        try:
+            env = build_hub_env(wheel, directory)
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        record = {
+            "key": key,
+            "run": run,
+            "built": stamp,
+            "python": str(env.python),
+            "before": env.before,
+            "after": env.after,
+            "pip": env.pip_output,
+        }
+        # Written last: a directory without it is an interrupted build.
+        (directory / "build.json").write_text(json.dumps(record, indent=1))
+        # Older builds go (under the lock, so a directory without a record is dead).
+        complete = [d for d in sorted(HUB_ENVS.glob("2*-*"), reverse=True)
+                    if (d / "build.json").exists()]  # fmt: skip
+        for old in set(HUB_ENVS.glob("2*-*")) - set(complete[:KEEP_BUILDS]):
+            shutil.rmtree(old, ignore_errors=True)
+        return env
+
+
+def _records() -> list[dict[str, Any]]:
+    """Complete builds' records, newest first."""
+    records = []
+    for path in sorted(HUB_ENVS.glob("2*-*/build.json"), reverse=True):
+        try:
+            records.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return records
 
 
 if __name__ == "__main__":

@@ -155,6 +155,10 @@ def test_only_what_our_lower_bounds_exclude_is_upgraded(hub_image_env: HubEnv) -
     added = set(hub_image_env.after) - set(hub_image_env.before)
     assert {"lsst-hub", "numpy"} <= added
     assert hub_image_env.after["lsst-hub"] == package_version()
+    # The Dockerfile's pip install itself said so (its output, recorded with the build).
+    installed_line = hub_image_env.pip_output.strip().splitlines()[-1]
+    assert installed_line.startswith("Successfully installed")
+    assert f"lsst-hub-{package_version()}" in installed_line.split()
 
 
 def test_environment_is_consistent(hub_image_env: HubEnv) -> None:
