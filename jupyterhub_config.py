@@ -181,7 +181,7 @@ c.LSSTSpawner.synthesize_passwd = env_bool("LSST_HUB_SYNTHESIZE_PASSWD", False)
 # The services start with SIGINT and SIGTERM at their defaults, even when the hub was
 # started with SIGINT ignored (a background job of a script, some wrappers and inits),
 # which they would otherwise inherit: JupyterHub stops its services one at a time with
-# SIGINT and waits 30 s for each that ignores it. (JupyterHub sets its own handlers
+# SIGINT and waits 30 s (10 s in 5.x) for each that ignores it. (JupyterHub sets its own handlers
 # for both signals once it has started.)
 reset_ignored_signals()
 services: list[dict[str, object]] = []

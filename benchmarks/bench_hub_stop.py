@@ -14,6 +14,8 @@ services inherit (:func:`lsst_hub.services.reset_ignored_signals`) in effect or 
 Usage (as root: the dev cluster runs the server as another uid)::
 
     .venv/bin/python -m benchmarks.bench_hub_stop [--rounds 2] [--no-write]
+
+(``.venv-jh5/bin/python`` for the JupyterHub 5.5 line: one section per line.)
 """
 
 from __future__ import annotations
@@ -82,19 +84,20 @@ def main() -> None:
             slapd.stop()
 
     lines = [
-        "## Hub stop (`python -m benchmarks.bench_hub_stop`)",
+        f"## Hub stop, JupyterHub {jupyterhub.__version__} (`python -m benchmarks.bench_hub_stop`)",
         "",
         "JupyterHub with the repository's `jupyterhub_config.py` (`cleanup_servers` false: "
         "the running server is left alone), the idle culler and the orphan-pod service, a "
         "real slapd and the dev cluster (process runtime) with one server running. Once the "
         "orphan-pod service has made its first pass, the hub gets SIGTERM as from Kubernetes; "
         "the time is until the hub process has exited. JupyterHub stops its services one at "
-        "a time with SIGINT and sends SIGTERM only 30 s later; a hub started with SIGINT "
+        "a time with SIGINT and sends SIGTERM only 30 s later (10 s in 5.x); a hub started "
+        "with SIGINT "
         "ignored (a background job of a non-interactive shell, a wrapper) passed that on to "
         "its services, until the configuration reset the hub's SIGINT and SIGTERM to their "
         "defaults before the services start (`lsst_hub.services.reset_ignored_signals`); "
         '"before" undoes that reset. '
-        f"JupyterHub {jupyterhub.__version__}; {args.rounds} stops per case.",
+        f"{args.rounds} stops per case.",
         "",
         "| configuration | hub started with SIGINT | median s | max s | escalated to SIGTERM |",
         "|---|---|---|---|---|",
@@ -116,7 +119,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        write_section("hub-stop", text)
+        write_section(f"hub-stop-jupyterhub-{jupyterhub.__version__.split('.')[0]}", text)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,13 @@
 """The signals the hub's managed services start with.
 
-JupyterHub (5.x and 6.x) stops its managed services one after another: SIGINT, up to
-30 s for the service to exit, then SIGTERM, 30 s more, then SIGKILL (its service
+JupyterHub stops its managed services one after another: SIGINT, up to 30 s (10 s in
+5.x) for the service to exit, then SIGTERM, 30 s more, then SIGKILL (its service
 spawner's ``interrupt_timeout`` and ``term_timeout``, which configuration does not
 reach). A signal a process ignores stays ignored in the programs it starts, and the
 hub replaces its own dispositions with handlers only after it has started its
 services. A hub started with SIGINT ignored (a background job of a non-interactive
 shell, some wrappers and init systems) therefore starts services that ignore SIGINT;
-each then takes the full 30 s to stop, and the hub as a whole outlasts Kubernetes'
+each then takes the full wait to stop, and the hub as a whole outlasts Kubernetes'
 default grace period.
 
 :func:`reset_ignored_signals`, called from the hub's configuration (which the hub

@@ -28,7 +28,7 @@ Changed from the pod, and nothing else:
 - with PostgreSQL, ``hub.db.url`` names the local server;
 - the hub starts with SIGINT ignored, as under a wrapper or init that ignores it: at the
   end it gets SIGTERM, as from Kubernetes, and must exit with its services, none of
-  which may ignore SIGINT (the hub stops them with SIGINT and waits 30 s for each).
+  which may ignore SIGINT (the hub stops them with SIGINT and waits 10 s for each).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Stopping the hub: its services exit on the hub's first signal, also with SIGINT ignored.
 
 JupyterHub stops each managed service with SIGINT and escalates to SIGTERM only after
-30 s (then SIGKILL after 30 s more); a service that ignores SIGINT (inherited from a
+30 s (10 s in 5.x; then SIGKILL after 30 s more); a service that ignores SIGINT (inherited from a
 hub started with it ignored) holds the hub that long. The configuration gives the hub
 default dispositions before it starts its services
 (:func:`lsst_hub.services.reset_ignored_signals`), and the orphan-pod service stops at
