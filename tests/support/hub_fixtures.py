@@ -16,9 +16,10 @@ directory; ``JUPYTERHUB_CRYPT_KEY`` (so ``enable_auth_state`` works) and
 ``.tools/node/node_modules/.bin``; and an admin service ``test-admin``
 whose token is :attr:`RunningHub.api_token` (add services with
 ``c.JupyterHub.services.append(...)`` to keep it). ``env`` adds or replaces
-environment variables of the hub process. ``sigint_ignored=True`` starts the hub
-with SIGINT ignored, as a background job of a non-interactive shell (or a wrapper
-that ignores it) would: what the hub starts inherits that.
+environment variables of the hub process. The hub starts with SIGINT at its default,
+whatever pytest's is; ``sigint_ignored=True`` starts it with SIGINT ignored, as a
+background job of a non-interactive shell (or a wrapper that ignores it) would: what
+the hub starts inherits that.
 
 A :class:`RunningHub` offers ``url``, ``api_url``, ``api_token``,
 ``api(method, path, ...)`` (a REST API call with the admin token),
@@ -51,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import requests
 
@@ -94,8 +96,15 @@ class RunningHub:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
-        """SIGTERM (the hub stops the proxy), then SIGKILL the process group if needed."""
+        """SIGTERM (the hub stops the proxy), then SIGKILL the process group if needed.
+
+        Managed services run in sessions of their own, outside the hub's group: any
+        still running once the hub is gone are killed too.
+        """
+        services: list[psutil.Process] = []
         if self.process.poll() is None:
+            with contextlib.suppress(psutil.Error):
+                services = psutil.Process(self.process.pid).children()
             self.process.send_signal(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(20)
@@ -104,6 +113,9 @@ class RunningHub:
             os.killpg(self.process.pid, signal.SIGKILL)
         if self.process.poll() is None:
             self.process.wait(10)
+        for service in services:
+            with contextlib.suppress(psutil.Error):
+                service.kill()  # psutil checks the pid still names the same process
 
 
 def _base_config(directory: Path, port: int, hub_port: int, api_port: int, token: str) -> str:
@@ -128,6 +140,13 @@ c.JupyterHub.services = [{{"name": "test-admin", "api_token": {token!r}, "admin"
 def _ignore_sigint() -> None:
     # In the child before exec: an ignored signal stays ignored across exec.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _default_sigint() -> None:
+    # pytest run in the background by a script (scripts/test.sh) ignores SIGINT; the
+    # hub would pass that on to its services, which then take JupyterHub's full wait
+    # to stop (and outlive a hub killed meanwhile).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def start_hub(
@@ -162,7 +181,7 @@ def start_hub(
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_ignore_sigint if sigint_ignored else None,
+            preexec_fn=_ignore_sigint if sigint_ignored else _default_sigint,
         )
     hub = RunningHub(
         url=f"http://127.0.0.1:{port}",
