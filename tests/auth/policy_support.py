@@ -7,8 +7,7 @@ after it (entry and group memberships), so the shared directory is left as found
 from __future__ import annotations
 
 import contextlib
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import requests
@@ -119,14 +118,3 @@ def holds_identity(state: dict[str, Any] | None) -> bool:
     """Whether an auth_state still holds anything a spawner could run a pod with."""
     state = state or {}
     return any(key in state for key in ("uid_number", "gid_number", "home_directory", "groups"))
-
-
-def wait_for(predicate: Callable[[], Any], seconds: float = 30.0, what: str = "") -> Any:
-    """Poll ``predicate`` until it returns something true."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"gave up waiting for {what or predicate}")
