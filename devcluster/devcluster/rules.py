@@ -3,8 +3,10 @@
 kube-apiserver reads a request in two steps the stand-in follows:
 
 1. **decoding** (:func:`decode_problem`): a resource quantity that does not parse,
-   or a ``format: byte`` field (Secret ``data``, ConfigMap ``binaryData``) that is
-   not base64, fails before validation, with 400 ``BadRequest``:
+   a ``format: byte`` field (Secret ``data``, ConfigMap ``binaryData``) that is
+   not base64, or a MicroTime (a Lease's ``acquireTime``/``renewTime``) not in
+   ``2006-01-02T15:04:05.000000Z07:00`` (:mod:`.gotime`), fails before
+   validation, with 400 ``BadRequest``:
    ``Secret in version "v1" cannot be handled as a Secret: illegal base64 data at
    input byte 4``;
 2. **validation** (:func:`validate`, :func:`validate_update`): the rules of
@@ -15,7 +17,8 @@ kube-apiserver reads a request in two steps the stand-in follows:
    keys and values, annotation keys and size, finalizer names, owner references.
    Per kind: Pods (:mod:`.podrules`), PersistentVolumes and claims (capacity,
    access modes, one volume source, reclaim policy), ConfigMaps and Secrets (keys,
-   size, ``immutable``), Services (ports), RBAC objects (rules, roleRef, subjects).
+   size, ``immutable``), Services (ports), RBAC objects (rules, roleRef, subjects),
+   Leases (``ValidateLeaseSpec``: a positive duration, non-negative transitions).
    On update, the fields the server keeps fixed: the pod spec but for a few fields,
    a claim's spec but for ``resources.requests`` (and ``volumeName`` once), a
    volume's source, a Secret's ``type``, a RoleBinding's ``roleRef``, and the data
@@ -33,6 +36,7 @@ from typing import Any
 from . import podrules
 from .errors import ApiError, bad_request
 from .fielderrors import FieldErrors
+from .gotime import micro_time_error
 from .names import (
     is_config_map_key,
     is_dns1035_label,
@@ -45,7 +49,7 @@ from .patch import SchemaNode
 from .quantity import QuantityError, parse_quantity
 from .resources import ResourceType
 
-__all__ = ["decode_problem", "validate", "validate_update"]
+__all__ = ["decode_problem", "drop_disabled_fields", "validate", "validate_update"]
 
 Obj = dict[str, Any]
 _RBAC = "rbac.authorization.k8s.io"
@@ -65,16 +69,21 @@ _PV_NOT_SOURCE = {
     "volumeMode",
 }
 _QUANTITY_REF = "io.k8s.apimachinery.pkg.api.resource.Quantity"
+_MICRO_TIME_REF = "io.k8s.apimachinery.pkg.apis.meta.v1.MicroTime"
 
 
 # -- 1. decoding ---------------------------------------------------------------------
 def _typed_leaves(value: Any, schema: SchemaNode, depth: int = 0) -> Iterator[tuple[str, Any]]:
-    """``("quantity" | "byte", value)`` for each leaf the schema types so."""
+    """``("quantity" | "byte" | "microtime", value)`` for each leaf the schema types so."""
     if depth > 40:
         return
     node = schema.node
     if str(node.get("$ref", "")).endswith(_QUANTITY_REF):
         yield "quantity", value
+        return
+    if str(node.get("$ref", "")).endswith(_MICRO_TIME_REF):
+        if isinstance(value, str):  # null is the zero time; other types fail the schema
+            yield "microtime", value
         return
     resolved = schema.resolved()
     if resolved.get("format") == "byte" and isinstance(value, str):
@@ -116,6 +125,11 @@ def decode_problem(kind: str, obj: Obj, schema: SchemaNode) -> ApiError | None:
                 message = str(exc)
             else:
                 continue
+        elif leaf_type == "microtime":
+            problem = micro_time_error(value)
+            if problem is None:
+                continue
+            message = problem
         else:
             problem = _base64_error(value)
             if problem is None:
@@ -315,6 +329,29 @@ def _rbac(resource: ResourceType, obj: Obj, p: FieldErrors) -> None:
             p.not_supported(f"{at}.kind", kind, ("ServiceAccount", "User", "Group"))
 
 
+def _lease(obj: Obj, p: FieldErrors) -> None:
+    """``ValidateLeaseSpec``; strategy and preferredHolder are dropped before (see below)."""
+    spec = obj.get("spec") or {}
+    duration = spec.get("leaseDurationSeconds")
+    if isinstance(duration, int) and duration <= 0:
+        p.invalid("spec.leaseDurationSeconds", duration, "must be greater than 0")
+    transitions = spec.get("leaseTransitions")
+    if isinstance(transitions, int) and transitions < 0:
+        p.invalid("spec.leaseTransitions", transitions, "must be greater than or equal to 0")
+
+
+def drop_disabled_fields(resource: ResourceType, obj: Obj) -> None:
+    """Clear the fields of features that are off, as the strategy's PrepareForCreate/Update do.
+
+    A Lease's ``strategy`` and ``preferredHolder`` belong to coordinated leader
+    election (feature gate ``CoordinatedLeaderElection``, off by default): the
+    server drops them silently, after decoding and the schema, before validation.
+    """
+    if resource.kind == "Lease" and isinstance(obj.get("spec"), dict):
+        obj["spec"].pop("strategy", None)
+        obj["spec"].pop("preferredHolder", None)
+
+
 def validate(resource: ResourceType, obj: Obj) -> FieldErrors:
     """What the API server's validation refuses in ``obj`` (a create, or an update's result)."""
     p = FieldErrors()
@@ -332,6 +369,8 @@ def validate(resource: ResourceType, obj: Obj) -> FieldErrors:
         _data_keys(obj, ("data",), p)
     elif kind == "Service":
         _service(obj, p)
+    elif kind == "Lease":
+        _lease(obj, p)
     elif resource.group == _RBAC:
         _rbac(resource, obj, p)
     return p
