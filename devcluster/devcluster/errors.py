@@ -11,6 +11,7 @@ __all__ = [
     "conflict",
     "expired_continue",
     "forbidden",
+    "forbidden_by",
     "gone",
     "invalid",
     "not_found",
@@ -122,7 +123,7 @@ def conflict(plural: str, name: str, group: str = "", why: str = "") -> ApiError
 
 
 def invalid(kind: str, name: str, causes: list[tuple[str, str]], group: str = "") -> ApiError:
-    """422 Invalid: ``Pod "x" is invalid: field: message``.
+    """422 Invalid: ``Pod "x" is invalid: field: message`` (``Kind.group`` for named groups).
 
     Parameters
     ----------
@@ -139,7 +140,8 @@ def invalid(kind: str, name: str, causes: list[tuple[str, str]], group: str = ""
     }
     if group:
         details["group"] = group
-    return ApiError(422, "Invalid", f'{kind} "{name}" is invalid: {text}', details)
+    qualified = f"{kind}.{group}" if group else kind  # GroupKind.String()
+    return ApiError(422, "Invalid", f'{qualified} "{name}" is invalid: {text}', details)
 
 
 def bad_request(message: str) -> ApiError:
@@ -168,6 +170,20 @@ def expired_continue(fresh_token: str) -> ApiError:
         "modified, or deleted between the time the first chunk was returned and now may "
         "show up in the list.",
         metadata={"continue": fresh_token},
+    )
+
+
+def forbidden_by(plural: str, name: str, group: str = "", reason: str = "") -> ApiError:
+    """403 as ``errors.NewForbidden`` words it: ``leases.coordination.k8s.io "x" is forbidden: ``.
+
+    The server answers so when authorization runs inside a request (the create
+    check of a PUT that creates); ``reason`` is the authorizer's, empty from RBAC.
+    """
+    return ApiError(
+        403,
+        "Forbidden",
+        f'{_qualified(plural, group)} "{name}" is forbidden: {reason}',
+        _details(plural, name, group),
     )
 
 

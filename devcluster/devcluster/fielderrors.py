@@ -97,7 +97,11 @@ class FieldErrors:
         )
 
     def error(self, kind: str, name: str, group: str = "") -> ApiError:
-        """The 422 ``Invalid`` answer: ``Kind "name" is invalid: [cause, cause]``."""
+        """The 422 ``Invalid`` answer: ``Kind "name" is invalid: [cause, cause]``.
+
+        A kind of a named group is qualified as the server's ``GroupKind`` prints
+        it: ``Lease.coordination.k8s.io "x" is invalid: ...``.
+        """
         texts = [e.text for e in self.items]
         summary = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
         details: dict[str, Any] = {
@@ -109,7 +113,8 @@ class FieldErrors:
         }
         if group:
             details["group"] = group
-        return ApiError(422, "Invalid", f'{kind} "{name}" is invalid: {summary}', details)
+        qualified = f"{kind}.{group}" if group else kind
+        return ApiError(422, "Invalid", f'{qualified} "{name}" is invalid: {summary}', details)
 
     def raise_if_any(self, kind: str, name: str, group: str = "") -> None:
         """Raise :meth:`error` if anything was collected."""
