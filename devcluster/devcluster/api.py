@@ -7,7 +7,8 @@ Paths are parsed as the API server lays them out::
     /apis/GROUP/VERSION/...                                 the same for named groups
 
 ``GET`` is get, list or (``watch=true|1``) watch; ``POST`` create; ``PUT``
-update; ``PATCH`` merge, strategic-merge or JSON patch (server-side apply is
+update (for Leases, create if the name is missing: then ``create`` is authorized
+too); ``PATCH`` merge, strategic-merge or JSON patch (server-side apply is
 refused with 415); ``DELETE`` delete (or
 deletecollection on a collection). List and watch take ``labelSelector`` and
 ``fieldSelector``; list takes ``limit`` and ``continue`` (:mod:`.paging`); watch
@@ -50,7 +51,7 @@ from aiohttp import web
 
 from . import discovery, protobuf, reviews, tables
 from . import resources as res
-from .errors import ApiError, bad_request, forbidden
+from .errors import ApiError, bad_request, forbidden, forbidden_by
 from .faults import Faults
 from .metrics import NODE_METRICS, POD_METRICS, metrics_entries
 from .paging import Page, list_page
@@ -211,7 +212,7 @@ class ApiHandler:
                 raise err
         if not route.resource.stored:
             return await self._review(request, route, verb, user)
-        return await self._serve(request, route, verb)
+        return await self._serve(request, route, verb, user)
 
     def _authenticate(self, request: web.Request) -> User:
         user = self.ctx.authorizer.authenticate(request.headers.get("Authorization"))
@@ -307,7 +308,9 @@ class ApiHandler:
         except ValueError as exc:
             raise bad_request(f"the body of the request could not be decoded: {exc}") from exc
 
-    async def _serve(self, request: web.Request, route: Route, verb: str) -> web.StreamResponse:
+    async def _serve(
+        self, request: web.Request, route: Route, verb: str, user: User
+    ) -> web.StreamResponse:
         registry = self.ctx.registry
         r, ns, name = route.resource, route.namespace or "", route.name
         dry_run = "All" in request.query.getall("dryRun", [])
@@ -346,7 +349,16 @@ class ApiHandler:
         if verb == "update":
             assert name is not None
             body = await self._body(request)
-            return _json_response(registry.update(r, ns, name, body, route.subresource))
+
+            def admit_create() -> None:
+                # a PUT that creates (Leases) also needs create, asked after validation
+                if self.ctx.rbac and not self.ctx.authorizer.allowed(
+                    user, "create", r.group, r.plural, route.namespace, name
+                ):
+                    raise forbidden_by(r.plural, name, r.group)
+
+            obj, created = registry.put(r, ns, name, body, route.subresource, admit_create)
+            return _json_response(obj, 201 if created else 200)
         if verb == "patch":
             assert name is not None
             content_type = request.headers.get("Content-Type", "")

@@ -21,7 +21,7 @@ import base64
 import datetime as dt
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import resources as res
@@ -157,7 +157,11 @@ class Registry:
             )
 
     def _validate(self, resource: ResourceType, obj: Obj, old: Obj | None = None) -> None:
-        """Decode (400), schema (422) and field validation (422), as the API server orders them."""
+        """Decode (400), schema (422) and field validation (422), as the API server orders them.
+
+        Between the schema and field validation, the fields of disabled features
+        are dropped from ``obj`` (the strategy's PrepareForCreate/Update).
+        """
         if not resource.validated:
             return
         schema = self.validator.patch_schema(resource.kind, resource.api_version)
@@ -165,6 +169,7 @@ class Registry:
         if problem is not None:
             raise problem
         self.validator.check(obj, resource.kind, resource.api_version, resource.group)
+        rules.drop_disabled_fields(resource, obj)
         found = (
             rules.validate(resource, obj)
             if old is None
@@ -258,8 +263,17 @@ class Registry:
             self.validator.check(obj, resource.kind, resource.api_version, resource.group)
         return obj
 
-    def create(self, resource: ResourceType, namespace: str, body: Any) -> Obj:
+    def create(
+        self,
+        resource: ResourceType,
+        namespace: str,
+        body: Any,
+        admit: Callable[[], None] | None = None,
+    ) -> Obj:
         """Create an object (answer 201 with it).
+
+        ``admit``, if given, runs once the object has passed validation and before
+        it is stored (the authorization of a PUT that creates, see :meth:`put`).
 
         Raises
         ------
@@ -284,6 +298,7 @@ class Registry:
                     resource.kind,
                     "",
                     [("metadata.name", "Required value: name or generateName is required")],
+                    resource.group,
                 )
             meta["name"] = prefix + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
         self._require_namespace(resource, namespace, meta["name"])
@@ -294,12 +309,14 @@ class Registry:
         if meta.get("resourceVersion"):
             # etcd3 storage refuses it after validation, with a plain error: a 500 with no reason
             raise ApiError(500, "", "resourceVersion should not be set on objects to be created")
+        if admit is not None:
+            admit()
         ns = meta.get("namespace", "")
         if self.store.get(resource, ns, meta["name"]) is not None:
             raise already_exists(resource.plural, meta["name"], resource.group)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now()
-        if "spec" in obj:
+        if "spec" in obj and resource.generation:
             meta["generation"] = 1
         self._kind_defaults(resource, obj)
         return self.store.put(resource, obj)
@@ -332,6 +349,40 @@ class Registry:
             obj["status"] = {"loadBalancer": {}}
 
     # -- update / patch --------------------------------------------------------
+    def put(
+        self,
+        resource: ResourceType,
+        namespace: str,
+        name: str,
+        body: Any,
+        subresource: str = "",
+        admit_create: Callable[[], None] | None = None,
+    ) -> tuple[Obj, bool]:
+        """A PUT: :meth:`update`, or a create for kinds whose strategy allows it.
+
+        A Lease PUT to a missing name creates it (``AllowCreateOnUpdate``); the
+        server then also authorizes ``create`` (``admit_create``, after
+        validation) and ignores a resourceVersion sent. Returns the object and
+        whether it was created (201).
+        """
+        ns = namespace if resource.namespaced else ""
+        if (
+            resource.create_on_update
+            and not subresource
+            and self.store.get(resource, ns, name) is None
+        ):
+            obj = self._check_kind(resource, body)
+            meta = obj["metadata"]
+            if meta.get("name", name) != name:
+                raise bad_request(
+                    f"the name of the object ({meta.get('name')}) does not match the name on "
+                    f"the URL ({name})"
+                )
+            meta["name"] = name
+            meta.pop("resourceVersion", None)  # the storage layer clears it on this path
+            return self.create(resource, namespace, obj, admit_create), True
+        return self.update(resource, namespace, name, body, subresource), False
+
     def update(
         self,
         resource: ResourceType,
@@ -360,6 +411,19 @@ class Registry:
                 f"the URL ({name})"
             )
         wanted = meta.get("resourceVersion")
+        if not wanted and resource.conditional_update:
+            # the generic store's words; the kind it names is the resource
+            raise invalid(
+                resource.plural,
+                name,
+                [
+                    (
+                        "metadata.resourceVersion",
+                        "Invalid value: 0x0: must be specified for an update",
+                    )
+                ],
+                resource.group,
+            )
         if wanted and wanted != current["metadata"]["resourceVersion"]:
             raise conflict(resource.plural, name, resource.group)
         if subresource == "status":
@@ -369,7 +433,7 @@ class Registry:
         else:
             new = obj
             for kept in ("uid", "creationTimestamp", "deletionTimestamp", "generation"):
-                if kept in current["metadata"]:
+                if kept in current["metadata"] and (kept != "generation" or resource.generation):
                     meta[kept] = current["metadata"][kept]
                 else:
                     meta.pop(kept, None)
@@ -387,7 +451,7 @@ class Registry:
                     new["status"] = current["status"]
                 else:
                     new.pop("status", None)
-            if "spec" in new and new.get("spec") != current.get("spec"):
+            if resource.generation and "spec" in new and new.get("spec") != current.get("spec"):
                 meta["generation"] = int(current["metadata"].get("generation", 0)) + 1
             self._normalize(resource, new)
         self._validate(resource, new, current)

@@ -4,7 +4,8 @@ Most types are stored objects with the usual verbs. The access reviews of
 ``authorization.k8s.io/v1`` (``selfsubjectaccessreviews``,
 ``subjectaccessreviews``) are not stored: like a real API server's, they only
 take ``create``, which answers the question the body asks
-(:mod:`devcluster.reviews`).
+(:mod:`devcluster.reviews`). Leases (``coordination.k8s.io/v1``) follow their
+strategy's update rules: a PUT needs a resourceVersion and may create.
 """
 
 from __future__ import annotations
@@ -38,6 +39,16 @@ class ResourceType:
     stored
         Whether objects are kept; a type that is not (an access review) only
         takes ``create``, which is answered and forgotten.
+    generation
+        Whether the server keeps ``metadata.generation`` (its strategy sets it;
+        a Lease's does not).
+    conditional_update
+        Whether a PUT must carry ``metadata.resourceVersion`` (the strategy's
+        ``AllowUnconditionalUpdate`` is false, as for Leases): without one the
+        server answers 422.
+    create_on_update
+        Whether a PUT to a missing name creates the object (the strategy's
+        ``AllowCreateOnUpdate``, true for Leases); it then also needs ``create``.
     """
 
     group: str
@@ -49,6 +60,9 @@ class ResourceType:
     subresources: tuple[str, ...] = ()
     validated: bool = True
     stored: bool = True
+    generation: bool = True
+    conditional_update: bool = False
+    create_on_update: bool = False
 
     @property
     def api_version(self) -> str:
@@ -113,6 +127,16 @@ RESOURCES: tuple[ResourceType, ...] = (
         "SubjectAccessReview",
         False,
         stored=False,
+    ),
+    ResourceType(
+        "coordination.k8s.io",
+        "v1",
+        "leases",
+        "Lease",
+        True,
+        generation=False,
+        conditional_update=True,
+        create_on_update=True,
     ),
     ResourceType("metrics.k8s.io", "v1beta1", "nodes", "NodeMetrics", False, validated=False),
     ResourceType("metrics.k8s.io", "v1beta1", "pods", "PodMetrics", True, validated=False),

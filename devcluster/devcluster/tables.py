@@ -1,7 +1,7 @@
 """Server-side printing: ``meta.k8s.io/v1`` Table answers, which ``kubectl get`` asks for.
 
-Columns follow the API server's printers for pods, nodes and events, and
-``NAME``/``AGE`` for everything else.
+Columns follow the API server's printers for pods, nodes, events and leases,
+and ``NAME``/``AGE`` for everything else.
 """
 
 from __future__ import annotations
@@ -111,6 +111,7 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
     "/pods": ("Name", "Ready", "Status", "Restarts", "Age", "IP", "Node"),
     "/nodes": ("Name", "Status", "Roles", "Age", "Version"),
     "/events": ("Last Seen", "Type", "Reason", "Object", "Message"),
+    "coordination.k8s.io/leases": ("Name", "Holder", "Age"),
 }
 _INTEGER_COLUMNS = frozenset({"Restarts"})
 _WIDE_COLUMNS = frozenset({"IP", "Node"})  # priority 1: shown with ``-o wide`` only
@@ -134,6 +135,9 @@ def _row(resource: ResourceType, obj: Obj) -> list[Any]:
         return _node_row(obj)
     if resource.key == "/events":
         return _event_row(obj)
+    if resource.key == "coordination.k8s.io/leases":
+        holder = (obj.get("spec") or {}).get("holderIdentity") or ""
+        return [obj["metadata"]["name"], holder, _age(obj["metadata"].get("creationTimestamp"))]
     return [obj["metadata"]["name"], _age(obj["metadata"].get("creationTimestamp"))]
 
 
