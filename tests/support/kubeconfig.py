@@ -1,4 +1,5 @@
-"""Plain HTTP requests to a cluster described by a kubeconfig (demo and its tests)."""
+"""Plain HTTP requests to a cluster described by a kubeconfig (demo and its tests), and
+copies of a kubeconfig that reach the cluster another way (through a :class:`TcpProxy`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import requests
 import yaml
 
-__all__ = ["kube_request"]
+__all__ = ["kube_request", "kubeconfig_via"]
 
 
 def kube_request(
@@ -28,3 +29,18 @@ def kube_request(
     return requests.request(
         method, cluster["server"] + path, headers=headers, timeout=timeout, verify=verify, **kwargs
     )
+
+
+def kubeconfig_via(kubeconfig: Path, server: str, path: Path) -> Path:
+    """A copy of ``kubeconfig`` at ``path`` whose clusters are reached at ``server``.
+
+    Token and CA are kept: with ``server = proxy.url_for(cluster.url)`` clients go
+    through a :class:`tests.support.tcpproxy.TcpProxy` (TLS passes through it, and
+    the devcluster's certificate names 127.0.0.1, where the proxy listens).
+    """
+    config = yaml.safe_load(kubeconfig.read_text())
+    for entry in config["clusters"]:
+        entry["cluster"]["server"] = server
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
