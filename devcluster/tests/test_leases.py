@@ -23,6 +23,7 @@ from kubernetes_asyncio.leaderelection import electionconfig, leaderelection
 from kubernetes_asyncio.leaderelection.resourcelock.leaselock import LeaseLock
 
 from devcluster import DevCluster
+from devcluster.gotime import micro_time_error
 from devcluster.testing import kubectl_env
 
 from helpers import eventually, raw
@@ -208,6 +209,34 @@ async def test_microtime_not_in_rfc3339_micro_is_a_decode_error(
         f'Lease in version "v1" cannot be handled as a Lease: parsing time "{stamp}" as '
         f'"2006-01-02T15:04:05.000000Z07:00": {why}'
     )
+
+
+@pytest.mark.parametrize(
+    ("stamp", "error"),
+    [
+        ("2026-11-30T12:00:00.000001-07:30", None),
+        ("2024-02-29T23:59:59.999999Z", None),
+        ("2026-11-30T1:00:00.000000Z", None),  # Go reads the hour with one digit or two
+        ("2023-02-29T12:00:00.000000Z", ": day out of range"),
+        ("2026-00-10T12:00:00.000000Z", ": month out of range"),
+        ("2026-11-30T12:60:00.000000Z", ": minute out of range"),
+        ("2026-11-30T12:00:60.000000Z", ": second out of range"),
+        ("2026-11-30T12:00:00.000000+10:61", ": time zone offset minute out of range"),
+        ("2026-11-30T12:00:00.000000Zjunk", ': extra text: "junk"'),
+        ("2026-11-30T12:00:00.000000 +01:00", 'cannot parse " +01:00" as "Z07:00"'),
+        ("2026-11-30T12:00:00.-00001Z", ": fractional second out of range"),
+        ("26-11-30T12:00:00.000000Z", 'cannot parse "26-11-30T12:00:00.000000Z" as "2006"'),
+        ("2026-1-30T12:00:00.000000Z", 'cannot parse "1-30T12:00:00.000000Z" as "01"'),
+        ("2026-11-30T12:00:00,000000Z", None),  # Go takes a comma for the point
+    ],
+)
+def test_micro_time_parse_follows_go(stamp: str, error: str | None) -> None:
+    found = micro_time_error(stamp)
+    if error is None:
+        assert found is None
+    else:
+        assert found is not None and found.startswith(f'parsing time "{stamp}"')
+        assert found.endswith(error)
 
 
 async def test_microtime_forms_the_server_accepts(devcluster: DevCluster) -> None:
