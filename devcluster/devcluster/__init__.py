@@ -19,7 +19,8 @@ Modules, one idea each:
   node affinity, :mod:`.quantity` resource quantities: the stand-in's own readings
   of the Kubernetes rules, independent of the product's);
 * :mod:`.rules` the API server's own field validation after the schema
-  (:mod:`.podrules`, :mod:`.names`, :mod:`.fielderrors`);
+  (:mod:`.podrules`, :mod:`.names`, :mod:`.fielderrors`; :mod:`.gotime` decodes
+  MicroTimes as Go does);
 * :mod:`.volumes` static PV/PVC binding; :mod:`.kubelet` noop and process runtimes;
   :mod:`.gc` garbage collection by ownerReferences; :mod:`.namespaces` namespace
   deletion (``Terminating``);
