@@ -18,6 +18,7 @@ import sys
 
 from jupyterhub.auth import Authenticator
 
+from lsst_hub.ha.config import check_ha_settings, database_url
 from lsst_hub.services import reset_ignored_signals
 
 
@@ -65,6 +66,16 @@ def env_secret(name: str, file_name: str) -> str:
     return env(name)
 
 
+def env_password(name: str, file_name: str) -> str | None:
+    """Like ``env_secret``, but None if both are unset or empty, and blanks are kept:
+    only the line break ending the file (or the value) is dropped."""
+    path = env(file_name)
+    if path:
+        with open(path, encoding="utf-8") as f:
+            return f.read().rstrip("\r\n") or None
+    return os.environ.get(name, "").rstrip("\r\n") or None
+
+
 c = get_config()  # provided by JupyterHub when it loads this file
 
 # -- The two lsst-hub plugins -----------------------------------------------------
@@ -104,6 +115,35 @@ if env("LSST_HUB_BIND_URL"):
 if env("LSST_HUB_HUB_CONNECT_URL"):
     # How pods reach the hub's API (in a cluster: the hub Service's address).
     c.JupyterHub.hub_connect_url = env("LSST_HUB_HUB_CONNECT_URL")
+
+# -- Database and proxy -------------------------------------------------------------
+# Without LSST_HUB_DB_URL the hub keeps its state in jupyterhub.sqlite in its working
+# directory. The password may be in the URL (URL-escaped) or apart from it, in
+# LSST_HUB_DB_PASSWORD_FILE or LSST_HUB_DB_PASSWORD; a bare postgresql:// URL gets the
+# driver lsst-hub installs, psycopg 3 (postgresql+psycopg://).
+db_password = env_password("LSST_HUB_DB_PASSWORD", "LSST_HUB_DB_PASSWORD_FILE")
+if env("LSST_HUB_DB_URL"):
+    try:
+        c.JupyterHub.db_url = database_url(env("LSST_HUB_DB_URL"), db_password)
+    except ValueError as e:
+        # The message never holds the URL: it may hold the password.
+        raise RuntimeError(f"jupyterhub_config.py: LSST_HUB_DB_URL: {e}") from None
+elif db_password is not None:
+    raise RuntimeError(
+        "jupyterhub_config.py: a database password is set but LSST_HUB_DB_URL is not"
+    )
+# An external configurable-http-proxy (a pod of its own, or one process in front of
+# two hubs on one machine): the hub only sends it routes. The hub reads the proxy's
+# token from CONFIGPROXY_AUTH_TOKEN, as the proxy does; without it the hub would
+# make up a token of its own, which the proxy refuses.
+if env("LSST_HUB_PROXY_API_URL"):
+    if not env("CONFIGPROXY_AUTH_TOKEN"):
+        raise RuntimeError(
+            "jupyterhub_config.py: LSST_HUB_PROXY_API_URL is set: set CONFIGPROXY_AUTH_TOKEN "
+            "to the token that proxy was started with"
+        )
+    c.ConfigurableHTTPProxy.should_start = False
+    c.ConfigurableHTTPProxy.api_url = env("LSST_HUB_PROXY_API_URL")
 
 # -- LDAP -------------------------------------------------------------------------
 # Servers are tried in order; the next one is used when one is down. ldaps:// uses
@@ -225,3 +265,22 @@ if env_bool("LSST_HUB_ORPHAN_SERVICE", True):
     from lsst_hub.spawner.reconcile_service import configure_service
 
     configure_service(c)
+
+# -- Standby hub (HA mode) ----------------------------------------------------------
+# lsst-hub-ha, which runs the hub only while it holds the Kubernetes Lease, sets
+# LSST_HUB_HA=1. Two hubs then take turns on one state: refuse what a handover would
+# break. Checked last, on what the lines above set.
+if env_bool("LSST_HUB_HA", False):
+    ha_problems = check_ha_settings(
+        c.JupyterHub.get("db_url", "sqlite:///jupyterhub.sqlite"),
+        c.JupyterHub.get("cleanup_servers", False),
+        c.ConfigurableHTTPProxy.get("should_start", True),
+        db_setting="LSST_HUB_DB_URL",
+        cleanup_setting="LSST_HUB_CLEANUP_SERVERS",
+        proxy_setting="LSST_HUB_PROXY_API_URL (and CONFIGPROXY_AUTH_TOKEN)",
+    )
+    if ha_problems:
+        raise RuntimeError(
+            "jupyterhub_config.py: LSST_HUB_HA is set (standby hub), but:\n- "
+            + "\n- ".join(ha_problems)
+        )

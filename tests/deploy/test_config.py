@@ -290,11 +290,17 @@ def test_plugin_names_resolve(name: str, group: str, dotted: str) -> None:
     assert entry.load() is cls
 
 
+#: Set by the wrapper lsst-hub-ha for the hub, documented with the others; the file
+#: reads only LSST_HUB_HA.
+WRAPPER_ONLY = {"LSST_HUB_HA_IDENTITY", "LSST_HUB_HA_LEASE"}
+
+
 def test_every_variable_is_documented() -> None:
     used = set(re.findall(r'"(LSST_HUB_[A-Z_]+)"', CONFIG.read_text()))
     documented = set(re.findall(r"`(LSST_HUB_[A-Z_]+)`", ENV_DOC.read_text()))
     assert used, "the config reads no LSST_HUB_* variable?"
-    assert used == documented
+    assert used == documented - WRAPPER_ONLY
+    assert documented >= WRAPPER_ONLY
 
 
 def test_refused_refresh_stops_token_requests_too(monkeypatch: pytest.MonkeyPatch) -> None:
