@@ -17,6 +17,7 @@ import datetime
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -33,6 +34,30 @@ log = logging.getLogger("lsst_hub.ha")
 
 async def _never() -> None:  # the library wants callbacks; this module calls none
     return None
+
+
+def _microtime_now() -> str:
+    """Now in UTC as a Kubernetes MicroTime (always six fraction digits)."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class _UTCLeaseLock(LeaseLock):
+    """The library's LeaseLock, writing the Lease's times in UTC.
+
+    The library (36.1) writes the local time labelled ``Z``, and skips renewTime
+    when the time falls on a whole second; other readers of the Lease (kubectl,
+    monitoring) would misjudge it. Candidates themselves never rely on these
+    times: they count from when they saw the record change.
+    """
+
+    def update_lease(self, record: Any, current_spec: Any = None) -> Any:
+        previous = current_spec.holder_identity if current_spec is not None else None
+        spec = super().update_lease(record, current_spec)
+        now = _microtime_now()
+        spec.renew_time = now
+        if previous != spec.holder_identity or spec.acquire_time is None:
+            spec.acquire_time = now
+        return spec
 
 
 @dataclass(frozen=True)
@@ -69,7 +94,7 @@ class LeaseCandidate:
         self.settings = settings
         self._client = api
         self._api = client.CoordinationV1Api(api)
-        self._lock = LeaseLock(
+        self._lock = _UTCLeaseLock(
             settings.lease_name, settings.lease_namespace, settings.identity, api
         )
         self._election = LeaderElection(
@@ -154,7 +179,7 @@ class LeaseCandidate:
                 spec.holder_identity if spec else None,
             )
             return False
-        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        now = _microtime_now()
         body = self._client.sanitize_for_serialization(lease)
         # As client-go releases: no holder, a 1 s duration, the times of the release.
         # metadata.resourceVersion stays that of the read: a Lease written since is 409.
