@@ -23,6 +23,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.leaderelection.electionconfig import Config
 from kubernetes_asyncio.leaderelection.leaderelection import LeaderElection
+from kubernetes_asyncio.leaderelection.leaderelectionrecord import LeaderElectionRecord
 from kubernetes_asyncio.leaderelection.resourcelock.leaselock import LeaseLock
 
 from .settings import HASettings
@@ -41,14 +42,34 @@ def _microtime_now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class _UTCLeaseLock(LeaseLock):
-    """The library's LeaseLock, writing the Lease's times in UTC.
+class _Lock(LeaseLock):
+    """The library's LeaseLock, with two changes.
 
-    The library (36.1) writes the local time labelled ``Z``, and skips renewTime
-    when the time falls on a whole second; other readers of the Lease (kubectl,
-    monitoring) would misjudge it. Candidates themselves never rely on these
-    times: they count from when they saw the record change.
+    The Lease's times are written in UTC: the library (36.1) writes the local time
+    labelled ``Z``, and skips renewTime when the time falls on a whole second, so
+    other readers (kubectl, monitoring) would misjudge the Lease. Candidates
+    themselves never rely on these times: they count from when they saw the record
+    change.
+
+    Until this process has held the Lease, a record naming this candidate is read
+    as another holder's: the library would renew it at once, but the process that
+    wrote it (an earlier run of a restarted container, or a second wrapper given
+    the same ``--identity`` by mistake) may still run its hub. Waiting for that
+    record to expire keeps two hubs from serving.
     """
+
+    trust_own_record = False
+
+    async def get(self, name: str, namespace: str) -> Any:
+        found, record = await super().get(name, namespace)
+        if (
+            found
+            and not self.trust_own_record
+            and isinstance(record, LeaderElectionRecord)
+            and record.holder_identity == self.identity
+        ):
+            record.holder_identity = f"{self.identity} (an earlier run)"
+        return found, record
 
     def update_lease(self, record: Any, current_spec: Any = None) -> Any:
         previous = current_spec.holder_identity if current_spec is not None else None
@@ -94,9 +115,7 @@ class LeaseCandidate:
         self.settings = settings
         self._client = api
         self._api = client.CoordinationV1Api(api)
-        self._lock = _UTCLeaseLock(
-            settings.lease_name, settings.lease_namespace, settings.identity, api
-        )
+        self._lock = _Lock(settings.lease_name, settings.lease_namespace, settings.identity, api)
         self._election = LeaderElection(
             Config(
                 self._lock,
@@ -118,6 +137,8 @@ class LeaseCandidate:
             return Attempt(False, error=f"API error {e.status} {e.reason}")
         except Exception as e:  # any failure is a failed attempt, never a crash
             return Attempt(False, error=f"{type(e).__name__}: {e}")
+        if held:
+            self._lock.trust_own_record = True
         record = self._election.observed_record
         return Attempt(held, record.holder_identity if record else None)
 

@@ -196,3 +196,33 @@ def test_partition_stops_the_hub_before_the_standby_starts(
     leading = b.events("leading")[0].t
     assert fenced < stopped < leading < hub_b.time_of("start")  # type: ignore[operator]
     assert hub_b.first("bind-failed") is None
+
+
+def test_a_second_wrapper_with_the_same_identity_waits_for_expiry(
+    spawn: Any, tmp_path: Path
+) -> None:
+    # A restarted container keeps its POD_NAME; a careless admin may give two
+    # wrappers one --identity. A record naming this identity but written by another
+    # process must not be renewed as if it were this process's own.
+    a, hub_a = spawn("a")
+    a.wait_event("hub-started", 30)
+    pid = poll_until(lambda: hub_a.pid, 30, "a's hub")
+    hub_twin = HubRecord(tmp_path / "twin.record")
+    twin = Wrapper(
+        "a",
+        fakehub_command(0, hub_twin.path),
+        a.kubeconfig,
+        tmp_path / "twin-as-a.log",
+        options=short_lease,
+    ).start()
+    try:
+        twin.wait_event("standby", 30)
+        assert "holder=a (an earlier run)" in twin.log.read_text()
+        a_leading = a.events("leading")
+        assert len(a_leading) == 1 and alive(pid)  # type: ignore[arg-type]
+        assert not twin.events("leading") and hub_twin.lines() == []
+        a.kill_group()
+        twin.wait_event("leading", 30)
+        poll_until(lambda: hub_twin.time_of("start"), 30, "the twin's hub")
+    finally:
+        twin.stop()
