@@ -19,7 +19,7 @@ import sys
 from jupyterhub.auth import Authenticator
 
 from lsst_hub.ha.config import check_ha_settings, database_url
-from lsst_hub.services import reset_ignored_signals
+from lsst_hub.services import die_with_hub, reset_ignored_signals
 
 
 def env(name: str, default: str = "") -> str:
@@ -265,6 +265,13 @@ if env_bool("LSST_HUB_ORPHAN_SERVICE", True):
     from lsst_hub.spawner.reconcile_service import configure_service
 
     configure_service(c)
+
+# Each service dies with the hub, even a hub killed with SIGKILL (JupyterHub starts
+# them in sessions of their own, so they would outlive it and keep calling its
+# address, where the next hub starts its own).
+for service in c.JupyterHub.services:
+    if service.get("command"):
+        service["command"] = die_with_hub(list(service["command"]))
 
 # -- Standby hub (HA mode) ----------------------------------------------------------
 # lsst-hub-ha, which runs the hub only while it holds the Kubernetes Lease, sets

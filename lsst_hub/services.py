@@ -18,10 +18,13 @@ JupyterHub installs its handlers for both once it has started.
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
+from pathlib import Path
 
-__all__ = ["SIGNALS", "reset_ignored_signals"]
+__all__ = ["SIGNALS", "die_with_hub", "reset_ignored_signals"]
 
 #: The signals JupyterHub stops its services with.
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -54,3 +57,30 @@ def reset_ignored_signals() -> list[signal.Signals]:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
         changed += [s for s in blocked if s not in changed]
     return changed
+
+
+def die_with_hub(command: list[str]) -> list[str]:
+    """``command`` started so that it is killed when the hub (this process) dies.
+
+    JupyterHub starts each managed service in a session of its own, so a hub killed
+    with SIGKILL (by ``lsst-hub-ha``'s parent-death signal, or ``kill -9``) would
+    leave its services running, still calling the hub's address, where the next
+    hub then starts its own. Started through :mod:`lsst_hub.ha.exec_child` (Linux's
+    parent-death signal, kept across ``exec``), they die with the hub instead. A
+    hub that stops normally still stops them itself, with SIGINT. In a pod this
+    changes nothing: the container's processes end together.
+
+    Call it from the hub's configuration: the parent is this process.
+
+    Parameters
+    ----------
+    command : list of str
+        The service's command line.
+
+    Returns
+    -------
+    list of str
+        The command line to give JupyterHub.
+    """
+    launcher = Path(__file__).with_name("ha") / "exec_child.py"
+    return [sys.executable, "-I", str(launcher), str(os.getpid()), "--", *command]

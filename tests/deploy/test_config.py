@@ -130,7 +130,9 @@ def by_name(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def test_idle_culler_service_and_role(monkeypatch: pytest.MonkeyPatch) -> None:
     c = load(monkeypatch, SITE_ENV)
     service = by_name(c.JupyterHub.services)["idle-culler"]
-    assert service["command"][:3] == [sys.executable, "-m", "jupyterhub_idle_culler"]
+    # Started through the launcher that ties it to the hub (lsst_hub.services.die_with_hub).
+    assert service["command"][-5:-2] == [sys.executable, "-m", "jupyterhub_idle_culler"]
+    assert service["command"][2].endswith("lsst_hub/ha/exec_child.py")
     assert "--timeout=1800" in service["command"]
     role = by_name(c.JupyterHub.load_roles)["idle-culler"]
     assert role["services"] == ["idle-culler"]
