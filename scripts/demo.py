@@ -22,6 +22,14 @@ or ``/var/tmp/lsst-hub-demo`` for a checkout other users cannot reach; homes und
 ``DEMO_EXIT_AFTER_READY=1`` (log in as alice over HTTP once the hub is
 healthy, then stop everything and exit 0: for tests).
 
+``DEMO_HA=1`` runs the standby-hub deployment instead of one hub: a throwaway
+PostgreSQL on loopback holds the hub database, configurable-http-proxy runs on its
+own (the public port), and two hubs, ``hub-a`` and ``hub-b``, each wrapped by
+``lsst-hub-ha``, campaign for the Lease ``jupyterhub/jupyterhub-hub`` in the
+devcluster: the leader's hub runs, the other waits. The banner says how to kill
+the leader and watch the standby take over. Servers keep running when a hub stops
+(as at a site); they end with the devcluster when the demo stops.
+
 Ctrl-C (or SIGTERM) stops the hub first (which stops the servers, deleting their
 pods), then the devcluster, then slapd. ``DEMO_STATE_DIR/demo.json`` describes
 the running demo (URL, kubeconfig, host root, process ids) for tests.
@@ -68,6 +76,8 @@ NODE_BIN = REPO / ".tools" / "node" / "node_modules" / ".bin"
 TOOLS_BIN = REPO / ".tools" / "bin"
 VENV_BIN = Path(sys.executable).parent
 NAMESPACE = "jupyterhub"
+#: The Lease the wrapped hubs campaign for in HA mode (lsst-hub-ha's default name).
+LEASE_NAME = "jupyterhub-hub"
 NODES = 3
 #: The demo people as in tests/support/ldap/data.ldif.in: uid, gid, password, note.
 PEOPLE = {
@@ -102,6 +112,32 @@ def manifests(name: str) -> list[dict[str, Any]]:
     """The objects of a YAML file in helm-values/."""
     text = (REPO / "helm-values" / name).read_text()
     return [obj for obj in yaml.safe_load_all(text) if obj]
+
+
+def lease_role(namespace: str, lease: str) -> list[dict[str, Any]]:
+    """A Role and binding giving the hub ServiceAccount what lsst-hub-ha needs on the Lease."""
+    return [
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": {"name": "hub-lease", "namespace": namespace},
+                "rules": [
+                    # create cannot be narrowed to a name: the Lease does not exist yet.
+                    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                     "verbs": ["create"]},
+                    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                     "resourceNames": [lease], "verbs": ["get", "update"]},
+                ],
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": "hub-lease", "namespace": namespace},
+                "subjects": [{"kind": "ServiceAccount", "name": "hub", "namespace": namespace}],
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                            "name": "hub-lease"},
+            },
+    ]  # fmt: skip
 
 
 def reachable_by_others(path: Path) -> bool:
@@ -189,8 +225,9 @@ def tail(path: Path, lines: int = 40) -> str:
 class Demo:
     """The three services; :meth:`start` brings them up, :meth:`stop` takes them down."""
 
-    def __init__(self, state: Path, port: int, host: str = "127.0.0.1") -> None:
+    def __init__(self, state: Path, port: int, host: str = "127.0.0.1", ha: bool = False) -> None:
         self.state = state
+        self.ha = ha
         self.port = port
         # The demo's own requests go over loopback whatever address the hub listens on.
         self.url = f"http://127.0.0.1:{port}"
@@ -202,6 +239,20 @@ class Demo:
         self.slapd: Slapd | None = None
         self.cluster: subprocess.Popen[bytes] | None = None
         self.hub: subprocess.Popen[bytes] | None = None
+        # HA mode (DEMO_HA=1): the database, the proxy and the wrapped hubs by identity.
+        self.postgres: Any = None
+        self.proxy: subprocess.Popen[bytes] | None = None
+        self.wrapped: dict[str, subprocess.Popen[bytes]] = {}
+        # A hub's own kubeconfig instead of the ServiceAccount's (tests route one hub
+        # through a proxy they can cut, to partition it from the API server).
+        self.kubeconfigs: dict[str, Path] = {}
+        self.shared_secrets = {
+            "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32),
+            "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(32),
+            "JPY_COOKIE_SECRET": secrets.token_hex(32),
+        }
+        self.hub_port = free_port()
+        self.proxy_api_port = free_port()
 
     # -- start ---------------------------------------------------------------------
     def prepare(self) -> None:
@@ -293,8 +344,6 @@ class Demo:
         env.update(
             PYTHONUNBUFFERED="1",  # logs as they happen
             PATH=os.pathsep.join([str(NODE_BIN), str(TOOLS_BIN), str(VENV_BIN), env["PATH"]]),
-            JUPYTERHUB_CRYPT_KEY=secrets.token_hex(32),
-            CONFIGPROXY_AUTH_TOKEN=secrets.token_hex(32),
             KUBECONFIG=str(self.hub_kubeconfig),
             LSST_HUB_BIND_URL=self.bind_url,
             LSST_HUB_LDAP_URLS=self.slapd.ldap_url,  # ldap://localhost:PORT + StartTLS
@@ -320,8 +369,11 @@ class Demo:
             # A site's hub leaves servers running when it stops (cleanup_servers False,
             # so a restart keeps the sessions); the demo wants a clean slate: stopping
             # it stops every server, so their pods are deleted (homes kept).
-            LSST_HUB_CLEANUP_SERVERS="true",
+            LSST_HUB_CLEANUP_SERVERS="false" if self.ha else "true",
         )
+        env.update(self.shared_secrets)
+        if not self.ha:
+            del env["JPY_COOKIE_SECRET"]  # one hub: its cookie secret file is enough
         return env
 
     def start_hub(self) -> None:
@@ -349,6 +401,106 @@ class Demo:
             self.hub,
         )
 
+    # -- HA mode (DEMO_HA=1) ---------------------------------------------------------
+    def start_ha(self) -> None:
+        """PostgreSQL, the proxy, and two wrapped hubs: hub-a leads, hub-b waits."""
+        from tests.deploy.postgres_support import start_postgres
+
+        log("starting PostgreSQL (the hub database both hubs share)")
+        self.postgres = start_postgres()
+        self.start_proxy()
+        # The Role the hub-standby chart gives the hub's ServiceAccount for the Lease.
+        for obj in lease_role(NAMESPACE, LEASE_NAME):
+            self.create(obj)
+        self.start_wrapped_hub("hub-a")
+        self.wait_for_hub("hub-a")
+        self.start_wrapped_hub("hub-b")
+
+    def start_proxy(self) -> None:
+        log(f"starting configurable-http-proxy on {self.bind_url}")
+        host = self.bind_url.rsplit(":", 1)[0].split("//", 1)[1]
+        env = dict(os.environ, **self.shared_secrets)
+        with (self.logs / "proxy.log").open("wb") as out:
+            self.proxy = subprocess.Popen(
+                [
+                    str(NODE_BIN / "configurable-http-proxy"),
+                    "--ip", host, "--port", str(self.port),
+                    "--api-ip", "127.0.0.1", "--api-port", str(self.proxy_api_port),
+                    "--error-target", f"http://127.0.0.1:{self.hub_port}/hub/error",
+                ],
+                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        wait_for(
+            "configurable-http-proxy",
+            lambda: (
+                requests.get(
+                    f"http://127.0.0.1:{self.proxy_api_port}/api/routes",
+                    headers={
+                        "Authorization": f"token {self.shared_secrets['CONFIGPROXY_AUTH_TOKEN']}"
+                    },
+                    timeout=5,
+                ).ok
+            ),
+            60,
+            self.proxy,
+        )
+
+    def start_wrapped_hub(self, identity: str, kubeconfig: Path | None = None) -> None:
+        """Start ``lsst-hub-ha`` with the hub, as ``identity`` (a pod name in a cluster).
+
+        ``kubeconfig`` replaces the hub ServiceAccount's (a test routes one hub
+        through a proxy it can cut).
+        """
+        assert self.postgres is not None
+        hub_dir = self.state / identity
+        hub_dir.mkdir(exist_ok=True)
+        env = self.hub_env()
+        env.update(
+            KUBECONFIG=str(kubeconfig or self.kubeconfigs.get(identity) or self.hub_kubeconfig),
+            LSST_HUB_DB_URL=self.postgres.url,
+            LSST_HUB_DB_PASSWORD=self.postgres.password,
+            LSST_HUB_PROXY_API_URL=f"http://127.0.0.1:{self.proxy_api_port}",
+            POD_NAMESPACE=NAMESPACE,
+        )
+        wrapper = VENV_BIN / "lsst-hub-ha"
+        command = [str(wrapper)] if wrapper.exists() else [sys.executable, "-m", "lsst_hub.ha.cli"]
+        log(f"starting {identity}: lsst-hub-ha wrapping JupyterHub")
+        with (self.logs / f"{identity}.log").open("ab") as out:
+            self.wrapped[identity] = subprocess.Popen(
+                [
+                    *command, "--lease-name", LEASE_NAME, "--lease-namespace", NAMESPACE,
+                    "--identity", identity, "--",
+                    sys.executable, "-m", "jupyterhub",
+                    "-f", str(REPO / "jupyterhub_config.py"),
+                    f"--JupyterHub.hub_bind_url=http://127.0.0.1:{self.hub_port}",
+                ],
+                cwd=hub_dir, env=env, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+
+    def wait_for_hub(self, identity: str, timeout: float = 120) -> None:
+        """Wait until ``identity`` leads and its hub answers through the proxy."""
+        wait_for(
+            f"{identity}'s hub",
+            lambda: (
+                self.leader() == identity and requests.get(f"{self.url}/hub/health", timeout=5).ok
+            ),
+            timeout,
+            self.wrapped[identity],
+        )
+
+    def leader(self) -> str | None:
+        """The Lease's holder (None: nobody holds it)."""
+        answer = self.kube(
+            "GET",
+            f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/{LEASE_NAME}",
+        )
+        if answer.status_code == 404:
+            return None
+        answer.raise_for_status()
+        holder = answer.json().get("spec", {}).get("holderIdentity")
+        return str(holder) if holder else None
+
     def start(self) -> None:
         if os.geteuid() != 0:
             raise DemoError(
@@ -358,12 +510,16 @@ class Demo:
         self.prepare()
         self.start_ldap()
         self.start_cluster()
-        self.start_hub()
+        if self.ha:
+            self.start_ha()
+        else:
+            self.start_hub()
         self.write_description()
 
     def write_description(self) -> None:
-        assert self.slapd is not None and self.cluster is not None and self.hub is not None
-        description = {
+        assert self.slapd is not None and self.cluster is not None
+        assert self.hub is not None or self.wrapped
+        description: dict[str, Any] = {
             "url": self.url,
             "kubeconfig": str(self.kubeconfig),
             "namespace": NAMESPACE,
@@ -371,12 +527,20 @@ class Demo:
             "logs": str(self.logs),
             "pids": {
                 "demo": os.getpid(),
-                "jupyterhub": self.hub.pid,
+                "jupyterhub": self.hub.pid if self.hub else None,
                 "devcluster": self.cluster.pid,
+                "proxy": self.proxy.pid if self.proxy else None,
                 "slapd": self.slapd.process.pid if self.slapd.process else None,
             },
             "people": {user: password for user, (_, _, password, _) in PEOPLE.items()},
         }
+        if self.ha:
+            # The wrappers' pids lead their process groups (each runs its hub).
+            description["ha"] = {
+                "lease": f"{NAMESPACE}/{LEASE_NAME}",
+                "wrappers": {name: proc.pid for name, proc in self.wrapped.items()},
+                "leader": self.leader(),
+            }
         (self.state / "demo.json").write_text(json.dumps(description, indent=2) + "\n")
 
     # -- use -------------------------------------------------------------------------
@@ -409,9 +573,42 @@ lsst-hub demo running: {self.url}{listening}
   Homes (kept across runs): {self.host_root}/gpfs/home/<user>
   The cluster:  KUBECONFIG={self.kubeconfig} {kubectl} get pods -A -o wide
   Logs:         {self.logs}/
-
+{self.ha_banner()}
   Ctrl-C stops everything.
 """
+
+    def ha_banner(self) -> str:
+        if not self.ha:
+            return ""
+        leader = self.leader() or "?"
+        standby = next((n for n in self.wrapped if n != leader), "?")
+        pid = self.wrapped[leader].pid if leader in self.wrapped else "?"
+        kubectl = f"KUBECONFIG={self.kubeconfig} {TOOLS_BIN / 'kubectl'}"
+        return f"""
+  Standby hub (DEMO_HA=1): hub-a and hub-b campaign for the Lease {NAMESPACE}/{LEASE_NAME};
+  {leader} leads (its hub serves), {standby} waits. Database: PostgreSQL; proxy: its own process.
+    Kill the leader and its hub:   kill -9 -{pid}
+    Or hand over (an upgrade):     kill -TERM {pid}
+    Watch the standby take over:   tail -f {self.logs}/{standby}.log
+    Who leads:                     {kubectl} -n {NAMESPACE} get lease
+  Servers keep running through the proxy meanwhile; log in again at {self.url} once it has.
+  (The demo restarts a stopped hub as the new standby, as Kubernetes would.)
+"""
+
+    def safe_leader(self) -> str | None:
+        """:meth:`leader`, or None if the cluster does not answer."""
+        try:
+            return self.leader()
+        except Exception:  # the devcluster may be gone already
+            return None
+
+    def restart_stopped_hubs(self) -> None:
+        """Start again any wrapper that exited, as a standby (as Kubernetes restarts it)."""
+        for name, proc in list(self.wrapped.items()):
+            if proc.poll() is not None:
+                log(f"{name} exited with {proc.returncode}; starting it again as a standby")
+                self.start_wrapped_hub(name)
+                self.write_description()
 
     # -- stop ------------------------------------------------------------------------
     @staticmethod
@@ -433,6 +630,13 @@ lsst-hub demo running: {self.url}{listening}
             proc.wait(10)
 
     def stop(self) -> None:
+        # Standby first, so that it does not take over from the leader being stopped.
+        for name in sorted(self.wrapped, key=lambda n: n == self.safe_leader()):
+            self._terminate(self.wrapped[name], f"{name} (lsst-hub-ha and its hub)", 60)
+        self._terminate(self.proxy, "configurable-http-proxy", 10)
+        if self.postgres is not None:
+            log("stopping PostgreSQL")
+            self.postgres.stop()
         self._terminate(self.hub, "JupyterHub (and the running servers)", 60)
         self._terminate(self.cluster, "the devcluster", 30)
         if self.slapd is not None:
@@ -448,7 +652,8 @@ def main() -> int:
     port = int(os.environ.get("DEMO_PORT") or 8000)
     state = Path(os.environ.get("DEMO_STATE_DIR") or default_state_dir()).resolve()
     exit_after_ready = os.environ.get("DEMO_EXIT_AFTER_READY", "") not in ("", "0")
-    demo = Demo(state, port, os.environ.get("DEMO_HOST") or "127.0.0.1")
+    ha = os.environ.get("DEMO_HA", "") not in ("", "0")
+    demo = Demo(state, port, os.environ.get("DEMO_HOST") or "127.0.0.1", ha=ha)
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -467,13 +672,19 @@ def main() -> int:
             return 0
         print(demo.banner(), flush=True)
         while not stopping.wait(1.0):
-            for proc, what in ((demo.hub, "JupyterHub"), (demo.cluster, "the devcluster")):
+            for proc, what in (
+                (demo.hub, "JupyterHub"),
+                (demo.cluster, "the devcluster"),
+                (demo.proxy, "configurable-http-proxy"),
+            ):
                 if proc is not None and proc.poll() is not None:
                     raise DemoError(f"{what} exited with {proc.returncode}")
+            if demo.ha:
+                demo.restart_stopped_hubs()
         return 0
     except DemoError as exc:
         log(f"error: {exc}")
-        for name in ("jupyterhub.log", "devcluster.log"):
+        for name in ("jupyterhub.log", "hub-a.log", "hub-b.log", "devcluster.log"):
             text = tail(demo.logs / name)
             if text:
                 print(f"--- last lines of {demo.logs / name}\n{text}", file=sys.stderr)

@@ -17,7 +17,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Event", "HubRecord", "Wrapper", "fakehub_command", "poll_until", "short_lease"]
+__all__ = [
+    "Event",
+    "HubRecord",
+    "Wrapper",
+    "fakehub_command",
+    "poll_until",
+    "read_events",
+    "short_lease",
+]
 
 #: A lease short enough for tests and still a valid election (1.2 x retry < renew <
 #: lease - 1); the fence kills 0.5 s after SIGTERM.
@@ -45,6 +53,18 @@ class Event:
     name: str
     t: float
     fields: dict[str, str]
+
+
+def read_events(log: Path, name: str | None = None) -> list[Event]:
+    """The ``event=`` lines of a wrapper's log (all, or those named ``name``)."""
+    out = []
+    text = log.read_text(errors="replace") if log.exists() else ""
+    for line in text.splitlines():
+        m = _EVENT.search(line)
+        if m and (name is None or m.group(1) == name):
+            fields = dict(kv.split("=", 1) for kv in m.group(3).split() if "=" in kv)
+            out.append(Event(m.group(1), float(m.group(2)), fields))
+    return out
 
 
 def fakehub_command(port: int, record: Path, *extra: str) -> list[str]:
@@ -136,14 +156,7 @@ class Wrapper:
         return self.process.pid
 
     def events(self, name: str | None = None) -> list[Event]:
-        out = []
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        for line in text.splitlines():
-            m = _EVENT.search(line)
-            if m and (name is None or m.group(1) == name):
-                fields = dict(kv.split("=", 1) for kv in m.group(3).split() if "=" in kv)
-                out.append(Event(m.group(1), float(m.group(2)), fields))
-        return out
+        return read_events(self.log, name)
 
     def wait_event(self, name: str, timeout: float) -> Event:
         def found() -> Event | None:
