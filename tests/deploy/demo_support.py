@@ -48,13 +48,13 @@ def demo_env(state: Path, **extra: str) -> dict[str, str]:
 class RunningDemo:
     """``scripts/demo.py`` running in the background, described by its demo.json."""
 
-    def __init__(self, state: Path) -> None:
+    def __init__(self, state: Path, **env: str) -> None:
         self.state = state
         self.log = state.parent / "demo-output.log"
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
                 [sys.executable, str(ROOT / "scripts" / "demo.py")],
-                env=demo_env(state),
+                env=demo_env(state, **env),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

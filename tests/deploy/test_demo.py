@@ -11,10 +11,12 @@ import contextlib
 import os
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.deploy.demo_support import (
     ROOT,
@@ -103,3 +105,41 @@ def test_demo_runs_a_server_as_its_owner_and_stops_cleanly(running_demo: Running
     hub_log = (Path(demo.info["logs"]) / "jupyterhub.log").read_text(errors="replace")
     assert "Cleaning up single-user servers" in hub_log
     assert re.search(r"Deleting pod \S*jupyter-alice", hub_log), demo.output()
+
+
+# The standby hub's behaviour is tested on both JupyterHub lines in
+# tests/ha/test_failover_hub.py, on this same demo code; this checks the demo's own
+# interface to it (DEMO_HA=1, the banner, demo.json, restarting a stopped hub), once.
+@pytest.mark.line_independent
+def test_demo_ha_runs_two_hubs_and_the_banner_says_how_to_kill_the_leader(
+    state_dir: Path,
+) -> None:
+    demo = RunningDemo(state_dir, DEMO_HA="1")
+    try:
+        ha = demo.info["ha"]
+        assert set(ha["wrappers"]) == {"hub-a", "hub-b"}
+        leader, pid = ha["leader"], ha["wrappers"][ha["leader"]]
+        standby = next(n for n in ha["wrappers"] if n != leader)
+        banner = demo.output()
+        assert f"{leader} leads" in banner and f"{standby} waits" in banner
+        assert f"kill -9 -{pid}" in banner
+        assert f"{standby}.log" in banner
+
+        os.killpg(pid, 9)  # as the banner says
+        deadline = time.monotonic() + 120
+        while True:
+            with contextlib.suppress(requests.RequestException):  # 503 until it has
+                if login(demo.url, "bob", demo.info["people"]["bob"])[1] == 302:
+                    break
+            assert time.monotonic() < deadline, demo.output()
+            time.sleep(0.5)
+        # The demo starts the killed hub again, as the standby.
+        while f"{leader} exited with -9; starting it again as a standby" not in demo.output():
+            assert time.monotonic() < deadline, demo.output()
+            time.sleep(0.5)
+        assert demo.interrupt() == 0, demo.output()
+    finally:
+        demo.kill()
+        for pid in demo.info.get("ha", {}).get("wrappers", {}).values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, 9)
