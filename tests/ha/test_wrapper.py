@@ -226,3 +226,15 @@ def test_a_second_wrapper_with_the_same_identity_waits_for_expiry(
         poll_until(lambda: hub_twin.time_of("start"), 30, "the twin's hub")
     finally:
         twin.stop()
+
+
+def test_a_standby_asked_to_stop_exits_0_without_touching_the_lease(spawn: Any) -> None:
+    a, _ = spawn("a")
+    a.wait_event("hub-started", 30)
+    b, hub_b = spawn("b")
+    b.wait_event("standby", 30)
+    b.signal(signal.SIGTERM)
+    assert b.wait(30) == 0
+    assert not b.events("leading") and not b.events("released") and hub_b.lines() == []
+    assert a.process is not None and a.process.poll() is None  # the leader leads on
+    assert not a.events("lease-lost")
