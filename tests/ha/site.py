@@ -111,6 +111,11 @@ class HASite:
     def events(self, identity: str, name: str | None = None) -> list[Event]:
         return read_events(self.demo.logs / f"{identity}.log", name)
 
+    def log(self, identity: str) -> str:
+        """Everything the wrapper and its hubs (and their services) printed so far."""
+        path = self.demo.logs / f"{identity}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
     def wrapper(self, identity: str) -> Any:
         return self.demo.wrapped[identity]
 

@@ -57,6 +57,7 @@ def test_kill_9_of_the_leader_keeps_servers_and_the_standby_takes_over(pair: HAS
     assert any("alice" in p for p in pods_before)
     assert site.server_answers(session, "alice")
 
+    passes_before = {n: site.log(n).count("orphan pod pass done") for n in HUBS}
     result = fail_over(site, "kill-9", session)
 
     assert result.new is not None and result.new != result.old
@@ -64,6 +65,16 @@ def test_kill_9_of_the_leader_keeps_servers_and_the_standby_takes_over(pair: HAS
     assert result.server_failures == 0, f"the server failed {result.server_failures} probes"
     assert result.server_checks > 0
     assert site.server_answers(session, "alice")
+    # The new leader's orphan-pod service makes its first pass at start: the running
+    # server's pod is known to the hub (from the shared database), so it stays.
+    assert result.new is not None
+    new = result.new
+    poll_until(
+        lambda: site.log(new).count("orphan pod pass done") > passes_before[new],
+        60,
+        "the new leader's first orphan pod pass",
+    )
+    assert "0 deleted" in site.log(new).rsplit("orphan pod pass done", 1)[1].splitlines()[0]
     assert site.pods() == pods_before  # nothing restarted or cleaned up
     # The new leader's hub knows the server and stops it: pod deleted, home kept.
     assert site.stop_server(session, "alice") in (202, 204)
