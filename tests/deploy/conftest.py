@@ -8,6 +8,10 @@
     install`` line (:mod:`tests.deploy.hub_image_support`); built once per run of the
     test command and shared by both suites (:func:`.shared_hub_env`).
 
+``postgres``
+    A throwaway PostgreSQL server on loopback (:mod:`tests.deploy.postgres_support`),
+    per test.
+
 Every test here gets pytest's SIGINT/SIGTERM dispositions back afterwards: loading the
 hub's configuration in-process changes ignored ones.
 """
@@ -20,6 +24,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.deploy.hub_image_support import Dist, HubEnv, build_dist, shared_hub_env
+from tests.deploy.postgres_support import Postgres, postgres_bin, start_postgres
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +46,14 @@ def _keep_signal_dispositions() -> Iterator[None]:
     for signum, disposition in saved.items():
         if disposition is not None:
             signal.signal(signum, disposition)
+
+
+@pytest.fixture
+def postgres() -> Iterator[Postgres]:
+    if postgres_bin() is None:
+        pytest.fail("PostgreSQL is not installed: scripts/setup.sh installs Debian's postgresql")
+    server = start_postgres()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -58,7 +58,7 @@ from tests.deploy.chart_support import (
 from tests.deploy.demo_support import demo_state_dir
 from tests.deploy.hub_image_support import HubEnv
 from tests.deploy.hub_stop_support import alive, ignored_signals, service_pids
-from tests.deploy.postgres_support import Postgres, postgres_bin, start_postgres
+from tests.deploy.postgres_support import Postgres
 from tests.support.slapd import GROUPS_DN, PEOPLE_DN, SVC_DN, SVC_PW, free_port
 
 pytestmark = [
@@ -157,17 +157,6 @@ def filler_pod(name: str, node: str) -> dict[str, Any]:
             ],
         },
     }
-
-
-@pytest.fixture
-def postgres() -> Iterator[Postgres]:
-    if postgres_bin() is None:
-        pytest.fail("PostgreSQL is not installed: scripts/setup.sh installs Debian's postgresql")
-    server = start_postgres()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_login_spawn_logout_through_the_chart_config(site: Demo, hub_image_env: HubEnv) -> None:

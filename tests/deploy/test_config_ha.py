@@ -28,7 +28,7 @@ from traitlets.config import Config
 from devcluster.testing import DevClusterProcess
 from tests.deploy.hub_stop_support import PASSWORD, USER
 from tests.deploy.import_support import class_or_skip
-from tests.deploy.postgres_support import Postgres, postgres_bin, start_postgres
+from tests.deploy.postgres_support import Postgres
 from tests.deploy.test_config import CONFIG, SITE_ENV, load
 from tests.support.hub_fixtures import NODE_BIN, RunningHub, login
 from tests.support.slapd import GROUPS_DN, PEOPLE_DN, SVC_DN, SVC_PW, Slapd, free_port
@@ -190,17 +190,6 @@ def test_without_ha_mode_nothing_is_refused(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 # -- a real hub: PostgreSQL and an external proxy --------------------------------------
-
-
-@pytest.fixture
-def postgres() -> Iterator[Postgres]:
-    if postgres_bin() is None:
-        pytest.fail("PostgreSQL is not installed: scripts/setup.sh installs Debian's postgresql")
-    server = start_postgres()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def proxy_routes(api_url: str, token: str) -> dict[str, dict[str, object]]:
