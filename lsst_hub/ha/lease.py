@@ -59,9 +59,13 @@ class _Lock(LeaseLock):
     """
 
     trust_own_record = False
+    #: Why the last read failed (the library logs it and reports only "not held").
+    error: str | None = None
 
     async def get(self, name: str, namespace: str) -> Any:
         found, record = await super().get(name, namespace)
+        if not found and isinstance(record, ApiException) and record.status != 404:
+            self.error = f"API error {record.status} {record.reason}"
         if (
             found
             and not self.trust_own_record
@@ -129,6 +133,7 @@ class LeaseCandidate:
 
     async def attempt(self, limit: float) -> Attempt:
         """Try once to take or renew the Lease, giving up after ``limit`` seconds."""
+        self._lock.error = None
         try:
             held = await asyncio.wait_for(self._election.try_acquire_or_renew(), limit)
         except TimeoutError:
@@ -139,6 +144,8 @@ class LeaseCandidate:
             return Attempt(False, error=f"{type(e).__name__}: {e}")
         if held:
             self._lock.trust_own_record = True
+        if self._lock.error is not None:
+            return Attempt(False, error=self._lock.error)
         record = self._election.observed_record
         return Attempt(held, record.holder_identity if record else None)
 
