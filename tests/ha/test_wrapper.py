@@ -7,6 +7,7 @@ give the order of events. The tests with real hubs are in ``test_failover_hub.py
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -238,3 +239,31 @@ def test_a_standby_asked_to_stop_exits_0_without_touching_the_lease(spawn: Any) 
     assert not b.events("leading") and not b.events("released") and hub_b.lines() == []
     assert a.process is not None and a.process.poll() is None  # the leader leads on
     assert not a.events("lease-lost")
+
+
+def test_no_cluster_configuration_is_a_clear_exit_2(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
+    env["KUBECONFIG"] = str(tmp_path / "missing")
+    result = subprocess.run(
+        [sys.executable, "-m", "lsst_hub.ha.cli", "--identity", "a", "--", "true"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "no cluster configuration" in result.stderr
+
+
+def test_a_hub_command_that_cannot_run_releases_and_exits_127(spawn: Any, cluster: Any) -> None:
+    # The same wrapper with a command that does not exist, then a standby.
+    bad = Wrapper(
+        "bad", ["/nonexistent/jupyterhub"], Path(cluster.kubeconfig),
+        Path(cluster.kubeconfig).with_name("bad.log"), options=short_lease,
+    ).start()  # fmt: skip
+    try:
+        assert bad.wait(60) == 127
+        assert bad.events("released")
+        assert "cannot run '/nonexistent/jupyterhub'" in bad.log.read_text()
+    finally:
+        bad.stop()
+    b, _ = spawn("b")
+    b.wait_event("leading", 30)
+    assert not b.events("standby")  # its first attempt won: the Lease was released
