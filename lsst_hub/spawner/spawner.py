@@ -9,7 +9,9 @@ module of its own, called with plain values:
 3. :mod:`.placing`: the node chosen, room reserved there;
 4. :mod:`.podcheck`: KubeSpawner builds the pod, made personal by
    :func:`.builders.personalize_pod` from a :class:`~.builders.PodPlan`, and
-   creates it after the final check; the pod name must be this user's;
+   creates it after the final check; the pod name must be this user's
+   (checked when KubeSpawner finds it taken, 409, and calls ``stop`` to delete
+   the pod holding it);
 5. stop: KubeSpawner deletes the pod, unless it is recorded as another hub
    user's (KubeSpawner also stops before creating a pod whose name is taken);
    nothing deletes a home.
@@ -39,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 from kubernetes_asyncio.client.rest import ApiException
@@ -537,8 +540,12 @@ class LSSTSpawner(KubeSpawner):
         )
 
     async def _run_pod(self, plan: builders.PodPlan) -> tuple[Any] | str:
-        """Run KubeSpawner's start for ``plan``; return (url,) or the scheduler's refusal."""
-        await self._refuse_someone_elses_pod()
+        """Run KubeSpawner's start for ``plan``; return (url,) or the scheduler's refusal.
+
+        The owner of a pod already holding the name is checked when KubeSpawner's
+        create meets it (409, then ``stop``), not by reading the pod first: no extra
+        request per spawn, and no gap between a read and the create.
+        """
         self._pod_plan = plan
         try:
             return await self._run_kubespawner_start()
@@ -563,6 +570,8 @@ class LSSTSpawner(KubeSpawner):
                 await self._delete_pod_now()
                 mapped = map_api_exception(exc, f"create pod {self.namespace}/{self.pod_name}")
                 raise SpawnError(f"cannot start the server: {mapped}") from exc
+            except PodNameTakenError:
+                raise  # the pod holding the name is someone else's: left as it is
             except Exception:
                 # Leave no pod behind a failed start.
                 await self._delete_pod_now()
@@ -579,12 +588,37 @@ class LSSTSpawner(KubeSpawner):
         while True:
             reflector = self.pod_reflector
             pod = reflector.pods.get(key) if reflector is not None else None
-            if pod is not None and not pod["metadata"].get("deletionTimestamp"):
-                reason = unschedulable_reason(pod, self.events)
+            if (
+                pod is not None
+                and not pod["metadata"].get("deletionTimestamp")
+                # Another user's pod under this name is no refusal of ours (see stop).
+                and not self._owner_conflict(pod)
+            ):
+                reason = unschedulable_reason(pod, self._failed_scheduling_events())
                 if reason:
                     return reason
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 1.0)
+
+    def _failed_scheduling_events(self) -> Iterator[dict[str, Any]]:
+        """KubeSpawner's ``events`` of this pod, once one is a FailedScheduling.
+
+        ``events`` sorts every event of the namespace; called at each poll of
+        each spawn in flight, that was the largest cost of a login storm. A plain
+        pass finds the rare FailedScheduling first (lazily: only when the pod
+        has neither a node nor the scheduler's condition); ``events`` then keeps
+        KubeSpawner's rule of skipping events from before this start.
+        """
+        reflector = self.event_reflector
+        if reflector is None:
+            return
+        name = self.pod_name
+        if any(
+            event.get("reason") == "FailedScheduling"
+            and (event.get("involvedObject") or {}).get("name") == name
+            for event in list(reflector.resources.values())
+        ):
+            yield from self.events
 
     async def progress(self) -> Any:
         """Our messages (home ready, node chosen), then KubeSpawner's pod events."""
@@ -637,10 +671,10 @@ class LSSTSpawner(KubeSpawner):
             recorded_only=recorded_only,
         )  # fmt: skip
 
-    async def _refuse_someone_elses_pod(self) -> None:
-        """Fail the spawn, deleting nothing, if this server's pod name is taken by
-        another hub user's pod (KubeSpawner would delete that pod)."""
-        conflict = self._owner_conflict(await self.kube.read_pod(self.pod_name))
+    def _refuse_someone_elses_pod(self, pod: Any) -> None:
+        """Fail the spawn, deleting nothing, if ``pod``, holding this server's pod
+        name, is another hub user's (KubeSpawner would delete that pod)."""
+        conflict = self._owner_conflict(pod)
         if conflict:
             self.log.error("refusing to start %s: %s", self._who, conflict)
             raise PodNameTakenError(
@@ -650,14 +684,12 @@ class LSSTSpawner(KubeSpawner):
                 "server runs keeps the pod's name) and you can then try again."
             )
 
-    async def _someone_elses_pod(self) -> str | None:
-        """Why the pod with this server's pod name must not be deleted by it, or None."""
-        return self._owner_conflict(await self.kube.read_pod(self.pod_name), recorded_only=True)
-
     # -- 5. stop ----------------------------------------------------------------------
     async def _delete_pod_now(self) -> None:
         try:
-            conflict = await self._someone_elses_pod()
+            # The strict check: a start that failed or was canceled before it met
+            # the name taken (409) never read the pod holding it.
+            conflict = self._owner_conflict(await self.kube.read_pod(self.pod_name))
             if conflict:
                 self.log.warning("not deleting pod %s after a failed start: %s",
                                  self.pod_name, conflict)  # fmt: skip
@@ -670,10 +702,16 @@ class LSSTSpawner(KubeSpawner):
         """Delete the pod (grace period unless ``now``); the home is never touched.
 
         A pod with this server's pod name that the spawner recorded as another
-        hub user's is not deleted either.
+        hub user's is not deleted either. Called by KubeSpawner while it creates
+        this server's pod (the name is taken: 409), it fails the spawn with
+        :class:`PodNameTakenError` unless the pod is this user's
+        (:func:`.podcheck.pod_owner_conflict`), so KubeSpawner deletes nothing.
         """
+        pod = await self.kube.read_pod(self.pod_name)
+        if self._pod_plan is not None:
+            self._refuse_someone_elses_pod(pod)
         self._release()
-        conflict = await self._someone_elses_pod()
+        conflict = self._owner_conflict(pod, recorded_only=True)
         if conflict:
             self.log.warning("%s: not deleting %s", self._who, conflict)
             return

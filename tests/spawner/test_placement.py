@@ -234,3 +234,17 @@ async def test_scheduler_strategy_unschedulable_fails_with_scheduler_reason(env:
     assert str(info.value).startswith("Kubernetes cannot schedule the server: 0/3 nodes")
     assert "Insufficient cpu" in str(info.value)
     assert await env.pod_names() == []
+    # The scheduler's FailedScheduling event, the other sign the spawner reads, is
+    # found by its event reader too (which sorts the events only once it is there).
+    name = spawner.pod_name
+    for _ in range(100):
+        events = list(spawner._failed_scheduling_events())
+        if events:
+            break
+        await asyncio.sleep(0.1)
+    assert any(
+        e["reason"] == "FailedScheduling" and e["involvedObject"]["name"] == name for e in events
+    )
+    # Another pod's FailedScheduling is not this one's.
+    spawner.pod_name = "jupyter-other"
+    assert list(spawner._failed_scheduling_events()) == []

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from lsst_hub.spawner import SpawnError
+from lsst_hub.spawner import LSSTSpawner, SpawnError
+from lsst_hub.spawner.errors import PodNameTakenError
 from lsst_hub.spawner.podcheck import pod_owner_conflict
 from tests.spawner.conftest import Env
 
@@ -85,6 +86,36 @@ async def test_a_renamed_users_pod_is_kept_when_a_new_user_takes_the_name(env: E
     # The pod's owner still stops it.
     await renamed.stop()
     assert await env.pod("jupyter-alice") is None
+
+
+async def test_a_spawn_reads_no_pod_before_creating_its_own(env: Env) -> None:
+    # The owner of a pod holding the name is checked when the create meets it (409):
+    # a read of the pod before the create would hit this fault and fail the spawn.
+    env.cluster.faults.add(verb="get", resource="pods", status=500, name="jupyter-ann")
+    spawner = env.spawner("ann")
+    await spawner.start()
+    assert len(env.cluster.faults.describe()) == 1
+    env.cluster.faults.clear()
+    await spawner.stop()
+
+
+async def test_a_pod_taking_the_name_just_before_the_create_is_kept(env: Env) -> None:
+    # The pod appears after everything the spawner read and before KubeSpawner
+    # creates its own (the admin's hook runs last): the create meets it (409).
+    async def someone_takes_the_name(spawner: LSSTSpawner, pod: Any) -> Any:
+        body = {
+            "metadata": {"name": "jupyter-ivy"},
+            "spec": {"containers": [{"name": "debug", "image": "busybox"}]},
+        }
+        await env.core.create_namespaced_pod(env.namespace, body)
+        return pod
+
+    spawner = env.spawner("ivy", config=env.config(modify_pod_hook=someone_takes_the_name))
+    with pytest.raises(PodNameTakenError, match="belongs to no hub user"):
+        await spawner.start()
+    kept = await env.pod("jupyter-ivy")
+    assert kept is not None
+    assert kept["spec"]["containers"][0]["name"] == "debug"
 
 
 async def test_the_users_own_leftover_pod_is_replaced(env: Env) -> None:
