@@ -5,7 +5,9 @@ with N equal nodes, then starts U LSSTSpawners at once in this process, the way
 a hub does under a login storm: each creates its home PV and PVC, waits until
 bound, chooses the least-loaded node from the shared watch-fed cache, creates
 its pod pinned there and waits until it runs. Reports the spread of pods per
-node (max - min; the goal is <= 1) and the wall time.
+node (max - min; the goal is <= 1), the wall time, and the CPU seconds the hub
+process and the stand-in's process used meanwhile (less dependent than the wall
+time on what else runs on the machine).
 
 Usage::
 
@@ -17,7 +19,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -58,6 +62,18 @@ def start_cluster(nodes: int, state: Path) -> tuple[subprocess.Popen[str], str, 
     return proc, match[1], kubeconfig
 
 
+def hub_cpu() -> float:
+    """CPU seconds this process has used."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds process ``pid`` has used (``utime + stime`` of /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def one(spawner: LSSTSpawner) -> tuple[float, str | None]:
     t0 = time.perf_counter()
     try:
@@ -67,7 +83,9 @@ async def one(spawner: LSSTSpawner) -> tuple[float, str | None]:
     return time.perf_counter() - t0, None
 
 
-async def run(users: int, nodes: int, url: str, kubeconfig: Path, token: str) -> dict[str, Any]:
+async def run(
+    users: int, nodes: int, url: str, kubeconfig: Path, token: str, server_pid: int
+) -> dict[str, Any]:
     kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(kubeconfig)
     clients.load_config.cache_clear()
     cfg = client.Configuration(host=url)
@@ -90,9 +108,13 @@ async def run(users: int, nodes: int, url: str, kubeconfig: Path, token: str) ->
         spawners = [make_spawner(config, f"user{i:04d}", hub_db=hub_db) for i in range(users)]
         # Start the shared cache and reflectors first: a hub has them running already.
         await LSSTSpawner.placement_cache(spawners[0])
+        hub0, server0 = hub_cpu(), process_cpu(server_pid)
         t0 = time.perf_counter()
         results = await asyncio.gather(*(one(s) for s in spawners))
         total = time.perf_counter() - t0
+        hub_seconds = hub_cpu() - hub0
+        server_seconds = process_cpu(server_pid) - server0
+        load = os.getloadavg()[0]
         pods = await core.list_namespaced_pod("jhub")
         per_node = Counter(p.spec.node_name for p in pods.items if p.spec.node_name)
         for name in (n.metadata.name for n in (await core.list_node()).items):
@@ -105,6 +127,9 @@ async def run(users: int, nodes: int, url: str, kubeconfig: Path, token: str) ->
         "users": users,
         "nodes": nodes,
         "total": total,
+        "hub_cpu": hub_seconds,
+        "server_cpu": server_seconds,
+        "load": load,
         "p50": statistics.median(latencies),
         "p95": latencies[int(0.95 * (len(latencies) - 1))],
         "max": latencies[-1],
@@ -134,6 +159,9 @@ def report(r: dict[str, Any]) -> str:
         f"goal <= 1 {verdict} |",
         f"| total wall time | {r['total']:.1f} s |",
         f"| spawn time p50 / p95 / max | {r['p50']:.1f} / {r['p95']:.1f} / {r['max']:.1f} s |",
+        f"| CPU used meanwhile: hub process / stand-in process | {r['hub_cpu']:.1f} / "
+        f"{r['server_cpu']:.1f} s |",
+        f"| load average (1 min) at the end | {r['load']:.1f} |",
     ]
     if r["failures"]:
         lines += ["", "First failure: `" + r["failures"][0][:300] + "`"]
@@ -152,7 +180,7 @@ def main() -> None:
         try:
             found = re.search(r"token: (\S+)", kubeconfig.read_text())
             assert found is not None
-            result = asyncio.run(run(args.users, args.nodes, url, kubeconfig, found[1]))
+            result = asyncio.run(run(args.users, args.nodes, url, kubeconfig, found[1], proc.pid))
         finally:
             proc.terminate()
             try:
