@@ -15,7 +15,7 @@ from typing import Any
 from .kube import Kube
 from .reconcile import KnownServers, known_servers_from_db, reconcile
 
-__all__ = ["reconcile_from_db", "start_once"]
+__all__ = ["reconcile_from_db", "start_once", "started"]
 
 # The event loops (hub processes) in which the pass has been started.
 _started: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
@@ -35,6 +35,15 @@ async def reconcile_from_db(kube: Kube, instance: str, db: Any, log: logging.Log
             "retries it, this process will not"
         )
         return []
+
+
+def started() -> bool:
+    """Whether the pass has been started in the running event loop (this hub process).
+
+    Callers check it before they gather :func:`start_once`'s arguments: reading
+    ``Spawner.db`` makes JupyterHub log a deprecation warning for each spawner.
+    """
+    return asyncio.get_running_loop() in _started
 
 
 def start_once(

@@ -750,7 +750,9 @@ class LSSTSpawner(KubeSpawner):
     _reconcile_task: asyncio.Task[list[str]] | None = None
 
     def _maybe_reconcile(self) -> None:
-        if not self.reconcile_orphans:
+        # Asked before reading self.db: JupyterHub warns at each spawner's first read of
+        # its shared session, 5,000 warnings when a hub with 5,000 servers starts.
+        if not self.reconcile_orphans or orphans.started():
             return
         task = orphans.start_once(self.kube, self.hub_instance, self.db, self.log)
         if task is not None:

@@ -6,10 +6,12 @@ import asyncio
 from typing import Any
 
 import pytest
+from jupyterhub.objects import Hub
 
 from lsst_hub.spawner import LSSTSpawner, SpawnError
 from lsst_hub.spawner.reconcile import reconcile
 from tests.spawner.conftest import Env
+from tests.spawner.support import FakeUser
 
 
 async def wait_gone(env: Env, name: str, seconds: float = 30.0) -> bool:
@@ -116,6 +118,35 @@ async def test_orphans_are_deleted_and_only_them(env: Env) -> None:
     assert "jupyter-other-hub" in names
     assert "jupyter-unlabeled" in names
     await spawner.stop()
+
+
+SHARED_SESSION_WARNING = "The shared database session at Spawner.db is deprecated"
+
+
+async def test_only_the_first_poll_reads_the_hubs_shared_session(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The fallback pass reads the hub's database through Spawner.db, a session
+    # JupyterHub hands over as deprecated: it logs a 6-line warning at each spawner's
+    # first read. A restarted hub polls all its servers at once (5,000 warnings at
+    # 5,000 servers); only the poll that starts the pass may read it.
+    def hub_made(name: str) -> LSSTSpawner:
+        # As JupyterHub's User makes spawners: the session as _deprecated_db_session.
+        user = FakeUser(name, None)
+        return LSSTSpawner(
+            hub=Hub(), user=user, orm_spawner=env.hub_db.orm_spawner(name),
+            _deprecated_db_session=env.hub_db.db, config=env.config(),
+            api_token="abc123", oauth_client_id="unused",
+        )  # fmt: skip
+
+    spawners = [hub_made(name) for name in ("ann", "ben", "cid")]
+    for spawner in spawners:
+        assert await spawner.poll() == 1  # no pod: not running
+    task = LSSTSpawner._reconcile_task
+    assert task is not None
+    assert await task == []
+    warnings = [r for r in caplog.records if SHARED_SESSION_WARNING in r.getMessage()]
+    assert len(warnings) == 1
 
 
 async def test_reconcile_runner_keeps_known_servers(env: Env) -> None:
