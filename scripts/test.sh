@@ -5,7 +5,10 @@
 #
 # The two test suites run side by side (they mostly wait on real servers, and every
 # fixture picks its own ports and directories); TEST_SERIAL=1 runs them one after the
-# other. Extra arguments go to both pytest runs.
+# other. Tests marked line_independent (pyproject.toml: they run no JupyterHub or
+# KubeSpawner code from the suite's venv, e.g. devcluster/, placement, chart rendering, the
+# hub image's own environment) run in the JupyterHub 6 suite only; every other test runs in
+# both. Extra arguments go to both pytest runs (a -m of their own replaces that filter).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SETUP_BROWSER=1 SETUP_JH5=1 bash scripts/setup.sh || exit 1
@@ -23,22 +26,26 @@ step ruff-format .venv/bin/ruff format --check .
 step mypy        .venv/bin/mypy
 step docs        .venv/bin/sphinx-build -q -W --keep-going -b html docs docs/_build/html
 
-suites=(jupyterhub-5:.venv-jh5 jupyterhub-6:.venv)
+# NAME:VENV:MARKERS (pytest -m, empty for every test)
+suites=("jupyterhub-5:.venv-jh5:not line_independent" "jupyterhub-6:.venv:")
 # One value per run: the deploy tests build the hub image's environment fresh once per
-# run, and the second suite reuses that build (tests/deploy/hub_image_support.py).
+# run (tests/deploy/hub_image_support.py); pytest run by hand reuses the newest build.
 export LSST_HUB_TEST_RUN="$(date -u +%Y%m%dT%H%M%S)-$$"
 logs=$(mktemp -d)
-run_suite() {  # run_suite NAME VENV [pytest args]
-    local name=$1 venv=$2; shift 2
-    "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@" > "$logs/$name.log" 2>&1
+run_suite() {  # run_suite NAME VENV MARKERS [pytest args]
+    local name=$1 venv=$2 markers=$3; shift 3
+    local select=()
+    if [ -n "$markers" ]; then select=(-m "$markers"); fi
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider "${select[@]}" "$@" \
+        > "$logs/$name.log" 2>&1
 }
 for s in "${suites[@]}"; do
-    name=${s%%:*}; venv=${s#*:}
-    echo "=== tests-$name: $venv/bin/python -m pytest $*"
+    IFS=: read -r name venv markers <<< "$s"
+    echo "=== tests-$name: $venv/bin/python -m pytest${markers:+ -m \"$markers\"} $*"
     if [ "${TEST_SERIAL:-0}" = 1 ]; then
-        run_suite "$name" "$venv" "$@"; echo $? > "$logs/$name.rc"
+        run_suite "$name" "$venv" "$markers" "$@"; echo $? > "$logs/$name.rc"
     else
-        ( run_suite "$name" "$venv" "$@"; echo $? > "$logs/$name.rc" ) &
+        ( run_suite "$name" "$venv" "$markers" "$@"; echo $? > "$logs/$name.rc" ) &
     fi
 done
 wait

@@ -17,6 +17,8 @@ from lsst_hub.identity import (
     id_problems,
 )
 
+pytestmark = pytest.mark.line_independent
+
 ALICE = Identity(
     username="alice",
     ldap_dn="uid=alice,ou=people,dc=example,dc=org",

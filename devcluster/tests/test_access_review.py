@@ -21,6 +21,8 @@ from devcluster.testing import kubectl_env
 
 from helpers import raw
 
+pytestmark = pytest.mark.line_independent
+
 SA = "system:serviceaccount:jhub:hub"
 REVIEWS = "/apis/authorization.k8s.io/v1"
 

@@ -13,6 +13,8 @@ from devcluster.affinity import (
     term_matches,
 )
 
+pytestmark = pytest.mark.line_independent
+
 LABELS = {"zone": "a", "gpu": "", "cores": "64"}
 
 

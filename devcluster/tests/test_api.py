@@ -13,6 +13,8 @@ from devcluster import DevCluster
 
 from helpers import pod, raw
 
+pytestmark = pytest.mark.line_independent
+
 
 @pytest.fixture
 def core(kube_api: Any) -> client.CoreV1Api:

@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import devcluster
+
+pytestmark = pytest.mark.line_independent
 
 PACKAGE = Path(devcluster.__file__).parent
 

@@ -12,6 +12,8 @@ import pytest
 from devcluster import DevCluster
 from devcluster.testing import kubectl_env
 
+pytestmark = pytest.mark.line_independent
+
 POD_YAML = """\
 apiVersion: v1
 kind: Pod

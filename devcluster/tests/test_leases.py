@@ -28,6 +28,8 @@ from devcluster.testing import kubectl_env
 
 from helpers import eventually, raw
 
+pytestmark = pytest.mark.line_independent
+
 GROUP = "coordination.k8s.io"
 LEASES = f"/apis/{GROUP}/v1/namespaces/default/leases"
 MICRO = "2026-11-30T12:00:00.123456Z"

@@ -11,6 +11,8 @@ from devcluster import DevCluster
 
 from helpers import eventually, gone, pod, pod_phase, pv, pvc, raw
 
+pytestmark = pytest.mark.line_independent
+
 
 async def running(core: client.CoreV1Api, name: str) -> bool:
     return await pod_phase(core, name) == "Running"

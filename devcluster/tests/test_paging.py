@@ -17,6 +17,8 @@ from devcluster.store import Store
 
 from helpers import pod, raw
 
+pytestmark = pytest.mark.line_independent
+
 # Bound to a node that does not exist: the pods stay Pending and nothing writes to them.
 PENDING = {"nodeName": "absent-node"}
 

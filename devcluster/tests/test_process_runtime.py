@@ -17,6 +17,8 @@ from devcluster import DevCluster
 
 from helpers import eventually, gone, pv, pvc
 
+pytestmark = pytest.mark.line_independent
+
 SERVER = """
 import http.server, os, signal, sys
 class H(http.server.BaseHTTPRequestHandler):

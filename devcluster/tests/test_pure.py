@@ -16,6 +16,8 @@ from devcluster.patch import (
 from devcluster.selectors import parse_field_selector, parse_label_selector
 from devcluster.validation import Validator, kubernetes_path
 
+pytestmark = pytest.mark.line_independent
+
 LABELS = {"app": "hub", "tier": "front", "zone": "a"}
 OBJ = {"metadata": {"name": "x", "labels": LABELS}, "spec": {"nodeName": "node-1"}}
 

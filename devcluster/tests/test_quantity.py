@@ -15,6 +15,8 @@ from devcluster.quantity import (
     value,
 )
 
+pytestmark = pytest.mark.line_independent
+
 
 @pytest.mark.parametrize(
     ("text", "expected"),

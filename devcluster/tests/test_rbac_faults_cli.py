@@ -15,6 +15,8 @@ from devcluster import DevCluster
 
 from helpers import pod, raw
 
+pytestmark = pytest.mark.line_independent
+
 ROLE = {
     "metadata": {"name": "spawner"},
     "rules": [

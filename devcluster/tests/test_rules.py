@@ -25,6 +25,8 @@ from devcluster.names import (
 from devcluster.rules import decode_problem, validate, validate_update
 from devcluster.validation import Validator
 
+pytestmark = pytest.mark.line_independent
+
 PODS = res.find("", "v1", "pods")
 PVS = res.find("", "v1", "persistentvolumes")
 PVCS = res.find("", "v1", "persistentvolumeclaims")

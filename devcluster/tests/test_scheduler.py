@@ -11,6 +11,8 @@ from devcluster import DevCluster
 
 from helpers import eventually, pod
 
+pytestmark = pytest.mark.line_independent
+
 
 async def node_of(core: client.CoreV1Api, name: str) -> str | None:
     p = await core.read_namespaced_pod(name, "default")

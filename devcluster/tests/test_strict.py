@@ -17,6 +17,8 @@ from devcluster import DevCluster
 
 from helpers import eventually, pod, pv, raw
 
+pytestmark = pytest.mark.line_independent
+
 PODS = "/api/v1/namespaces/default/pods"
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
 

@@ -7,9 +7,12 @@ import json
 from typing import Any
 
 import aiohttp
+import pytest
 from kubernetes_asyncio import client, watch
 
 from devcluster import DevCluster
+
+pytestmark = pytest.mark.line_independent
 
 
 async def collect(cluster: DevCluster, path: str, count: int) -> list[dict[str, Any]]:

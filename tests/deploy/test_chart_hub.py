@@ -61,8 +61,11 @@ from tests.deploy.hub_stop_support import alive, ignored_signals, service_pids
 from tests.deploy.postgres_support import Postgres
 from tests.support.slapd import GROUPS_DN, PEOPLE_DN, SVC_DN, SVC_PW, free_port
 
+# The hub runs from the hub image's own environment (its pins, JupyterHub 5.5), whichever
+# line the tests run on.
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.line_independent,
     pytest.mark.skipif(
         os.geteuid() != 0 or not Path("/usr/bin/python3").exists(),
         reason="the devcluster runs servers as the people's uids (needs root)",

@@ -40,6 +40,8 @@ from tests.deploy.chart_support import (
     values_args,
 )
 
+pytestmark = pytest.mark.line_independent
+
 # -- the NetworkPolicy reading the tests rely on -------------------------------------
 
 ONLY_DB = {

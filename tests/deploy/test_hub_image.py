@@ -24,7 +24,9 @@ import pytest
 from tests.deploy.chart_support import lay_out_hub_config, render
 from tests.deploy.hub_image_support import PINS, ROOT, Dist, HubEnv, docker_install, pip
 
-pytestmark = pytest.mark.slow
+# The hub image's own environment (its pins, JupyterHub 5.5) does the work, whichever
+# line the tests run on.
+pytestmark = [pytest.mark.slow, pytest.mark.line_independent]
 
 
 def package_version() -> str:

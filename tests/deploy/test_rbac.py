@@ -30,6 +30,8 @@ from lsst_hub.placement import ClusterCache
 from lsst_hub.spawner import builders
 from lsst_hub.spawner.kube import Kube, KubeRefusedError
 
+pytestmark = pytest.mark.line_independent
+
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "jupyterhub"
 ALICE = Identity(

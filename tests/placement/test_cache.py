@@ -17,6 +17,8 @@ from lsst_hub.placement import ClusterCache
 
 from .oracle import oracle_choose
 
+pytestmark = pytest.mark.line_independent
+
 GiB = 1 << 30
 MakeCluster = Callable[..., Awaitable[Any]]
 

@@ -19,6 +19,8 @@ from lsst_hub.placement.model import pod_request
 from .objects import container, node, pod
 from .oracle import oracle_choose
 
+pytestmark = pytest.mark.line_independent
+
 GiB = 1 << 30
 NOSCHED = {"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}
 

@@ -18,6 +18,8 @@ from lsst_hub.placement.model import (
 
 from .objects import node, pod
 
+pytestmark = pytest.mark.line_independent
+
 GPU = Taint("dedicated", "gpu", "NoSchedule")
 DRAIN = Taint("drain", "", "NoExecute")
 

@@ -14,6 +14,8 @@ from lsst_hub.placement.quantities import (
     parse_quantity,
 )
 
+pytestmark = pytest.mark.line_independent
+
 
 @pytest.mark.parametrize(
     ("text", "value"),

@@ -12,6 +12,8 @@ from lsst_hub.placement.totals import ClusterTotals
 
 from .objects import node, pod
 
+pytestmark = pytest.mark.line_independent
+
 GiB = 1 << 30
 
 

@@ -20,6 +20,8 @@ from lsst_hub.placement.model import pod_bound_node, pod_request
 
 from .randomcluster import NODE_NAMES, World
 
+pytestmark = pytest.mark.line_independent
+
 
 @pytest.mark.parametrize("seed", range(60))
 def test_same_choice_after_every_event(seed: int) -> None:

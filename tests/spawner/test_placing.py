@@ -12,6 +12,8 @@ from lsst_hub.spawner import SpawnError
 from lsst_hub.spawner.placing import Reservation, choose_node, pod_request
 from tests.placement.objects import node
 
+pytestmark = pytest.mark.line_independent
+
 
 @pytest.fixture
 async def cache() -> AsyncIterator[ClusterCache]:
