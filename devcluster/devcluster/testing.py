@@ -32,6 +32,8 @@ Fixtures
     Factory for ``python -m devcluster serve`` as a subprocess:
     ``proc = devcluster_process(nodes=3, runtime="noop")`` gives ``.url``,
     ``.kubeconfig`` and ``.process``; it is stopped with SIGTERM afterwards.
+    :func:`start_devcluster_process` starts one outside a test's lifetime (a cluster
+    shared by a module's tests); stop it with ``.stop()``.
 ``kubectl``
     Path of the real kubectl (``.tools/bin/kubectl`` under pytest's rootdir, else
     ``kubectl`` on ``PATH``); skips if there is none.
@@ -75,6 +77,7 @@ __all__ = [
     "kubectl_env",
     "make_devcluster",
     "make_threaded_devcluster",
+    "start_devcluster_process",
     "stop_kubespawner_reflectors",
 ]
 
@@ -165,6 +168,50 @@ class DevClusterProcess:
         return self.process.returncode
 
 
+def start_devcluster_process(
+    state: Path, cwd: Path | None = None, **options: Any
+) -> DevClusterProcess:
+    """Start ``python -m devcluster serve`` and wait until it serves.
+
+    Parameters
+    ----------
+    state
+        Directory for the cluster's state, its kubeconfig (``state/kubeconfig``) and its
+        stderr (``state/stderr.log``).
+    cwd
+        Working directory of the process.
+    **options
+        CLI options (``host_root=...`` becomes ``--host-root ...``; ``True`` a bare flag,
+        ``False`` or ``None`` nothing).
+
+    Returns
+    -------
+    DevClusterProcess
+        The running process, its URL and kubeconfig; :meth:`DevClusterProcess.stop` it.
+    """
+    kubeconfig = state / "kubeconfig"
+    argv = [sys.executable, "-m", "devcluster", "serve", "--port", "0"]
+    argv += ["--kubeconfig", str(kubeconfig), "--state-dir", str(state)]
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            argv.append(flag)
+        elif value is not False and value is not None:
+            argv += [flag, str(value)]
+    # stderr goes to a file: an undrained pipe could fill up and stall the server
+    log = state / "stderr.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=err, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # the first line names the URL
+    match = re.search(r"(http://127\.0\.0\.1:\d+)", line)
+    if match is None:
+        proc.kill()
+        proc.wait(10)
+        raise RuntimeError(f"devcluster did not start: {line!r} {log.read_text()}")
+    return DevClusterProcess(proc, match[1], kubeconfig)
+
+
 @pytest.fixture
 def devcluster_process(
     tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
@@ -174,29 +221,7 @@ def devcluster_process(
 
     def factory(**options: Any) -> DevClusterProcess:
         state = tmp_path_factory.mktemp("devcluster-proc")
-        kubeconfig = state / "kubeconfig"
-        argv = [sys.executable, "-m", "devcluster", "serve", "--port", "0"]
-        argv += ["--kubeconfig", str(kubeconfig), "--state-dir", str(state)]
-        for key, value in options.items():
-            flag = "--" + key.replace("_", "-")
-            if value is True:
-                argv.append(flag)
-            elif value is not False and value is not None:
-                argv += [flag, str(value)]
-        # stderr goes to a file: an undrained pipe could fill up and stall the server
-        log = state / "stderr.log"
-        with log.open("w") as err:
-            proc = subprocess.Popen(
-                argv, cwd=pytestconfig.rootpath, stdout=subprocess.PIPE, stderr=err, text=True
-            )
-        assert proc.stdout is not None
-        line = proc.stdout.readline()  # the first line names the URL
-        match = re.search(r"(http://127\.0\.0\.1:\d+)", line)
-        if match is None:
-            proc.kill()
-            proc.wait(10)
-            raise RuntimeError(f"devcluster did not start: {line!r} {log.read_text()}")
-        handle = DevClusterProcess(proc, match[1], kubeconfig)
+        handle = start_devcluster_process(state, pytestconfig.rootpath, **options)
         started.append(handle)
         return handle
 

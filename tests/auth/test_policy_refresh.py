@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 from jupyterhub.auth import Authenticator
 
+from devcluster.testing import start_devcluster_process
 from tests.auth.policy_support import (
     People,
     auth_state,
@@ -73,15 +74,24 @@ class Cluster:
         return sorted(p["metadata"]["name"] for p in response.json()["items"])
 
 
-@pytest.fixture
-def cluster(devcluster_process: Callable[..., Any]) -> Cluster:
-    proc = devcluster_process(nodes=1, runtime="noop")
-    found = Cluster(proc.url, proc.kubeconfig)
-    created = kube_request(
-        found.kubeconfig, "POST", "/api/v1/namespaces", json={"metadata": {"name": "jhub"}}
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[Cluster]:
+    # One for the module (each start costs seconds): no test here ever gets a pod, and
+    # each looks only for its own person's.
+    proc = start_devcluster_process(
+        tmp_path_factory.mktemp("devcluster-proc"), pytestconfig.rootpath, nodes=1, runtime="noop"
     )
-    created.raise_for_status()
-    return found
+    try:
+        found = Cluster(proc.url, proc.kubeconfig)
+        created = kube_request(
+            found.kubeconfig, "POST", "/api/v1/namespaces", json={"metadata": {"name": "jhub"}}
+        )
+        created.raise_for_status()
+        yield found
+    finally:
+        proc.stop()
 
 
 @pytest.fixture

@@ -80,8 +80,10 @@ def progress_messages(driver: Any) -> list[str]:
     return [str(json.loads(data).get("message", "")) for data in json.loads(raw)]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def demo() -> Iterator[RunningDemo]:
+    # One demo for the module (a start takes many seconds): the wrong password leaves
+    # alice one failure, far below any login limit, and no test stops the demo.
     with demo_state_dir() as state:
         running = RunningDemo(state)
         try:
