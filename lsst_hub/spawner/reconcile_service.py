@@ -393,12 +393,20 @@ def configure_service(c: Any, **options: Any) -> None:
     default to the values already set as ``c.LSSTSpawner.namespace`` /
     ``c.LSSTSpawner.hub_instance``, so the service looks where the spawner puts
     its pods (unset, both sides use the same defaults).
+
+    It also turns the spawner's fallback pass (``c.LSSTSpawner.reconcile_orphans``)
+    off unless that is set: the service does the same clean-up from outside the hub,
+    and the fallback, run inside the hub while it is busiest starting, lists every
+    pod of the hub (with 5,000 running servers the hub's event loop froze 11 to 14 s
+    decoding the list, benchmarks/bench_hub_startup.py).
     """
     spawner = c.LSSTSpawner
     for key in ("namespace", "hub_instance"):
         # dict.get: reading an unset key of a traitlets Config would create it.
         if key not in options and isinstance(spawner.get(key), str):
             options[key] = spawner.get(key)
+    if "reconcile_orphans" not in spawner:
+        spawner.reconcile_orphans = False
     entries = service_config(**options)
     c.JupyterHub.services.append(entries["service"])
     c.JupyterHub.load_roles.append(entries["role"])

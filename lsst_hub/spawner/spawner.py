@@ -173,9 +173,11 @@ class LSSTSpawner(KubeSpawner):
         help="""Delete this hub's orphan pods (labeled with :attr:`hub_instance`,
         server unknown to the hub) once per hub process, at the first poll or spawn.
 
-        A fallback: on a hub with no running servers nothing is polled at start,
-        so the clean-up at hub start is the orphan service's
-        (``lsst_hub.spawner.reconcile_service.configure_service``). Both may run.""",
+        A fallback for hubs without the orphan service: on a hub with no running
+        servers nothing is polled at start, so the clean-up at hub start is the
+        service's (``lsst_hub.spawner.reconcile_service.configure_service``, which
+        turns this off unless it is set: the pass lists every pod of the hub from
+        inside the hub while it starts).""",
     )
     allowed_home_roots = List(
         Unicode(),

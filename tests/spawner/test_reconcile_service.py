@@ -200,6 +200,18 @@ def test_configure_service_follows_the_spawner_settings() -> None:
     assert "namespace" not in bare.LSSTSpawner
 
 
+def test_configure_service_turns_the_in_hub_fallback_pass_off_unless_set() -> None:
+    # The service cleans up from outside the hub; the fallback would list every pod
+    # from inside the hub while it starts (bench_hub_startup: an 11-14 s freeze at 5,000).
+    c = Config()
+    configure_service(c)
+    assert c.LSSTSpawner.reconcile_orphans is False
+    kept = Config()
+    kept.LSSTSpawner.reconcile_orphans = True
+    configure_service(kept)
+    assert kept.LSSTSpawner.reconcile_orphans is True
+
+
 async def test_the_service_gets_the_spawners_default_instance_from_the_hub(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
