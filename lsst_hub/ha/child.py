@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,12 +22,13 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["Child", "become_subreaper", "exit_code", "stop_leftovers"]
+__all__ = ["Child", "become_subreaper", "exit_code", "jupyterhub_args", "stop_leftovers"]
 
 log = logging.getLogger("lsst_hub.ha")
 
 _PR_SET_CHILD_SUBREAPER = 36
 _EXEC_CHILD = Path(__file__).with_name("exec_child.py")
+_WARM = Path(__file__).with_name("warm.py")
 
 
 def exit_code(returncode: int) -> int:
@@ -54,10 +56,18 @@ class Child:
         Its environment.
     """
 
-    def __init__(self, command: Sequence[str], env: Mapping[str, str]) -> None:
-        # Run by path, not with -m: importing the lsst_hub package would cost seconds.
-        argv = [sys.executable, "-I", str(_EXEC_CHILD), str(os.getpid()), "--", *command]
-        self.process = subprocess.Popen(argv, env=dict(env))
+    def __init__(
+        self, command: Sequence[str], env: Mapping[str, str], warm: Sequence[str] | None = None
+    ) -> None:
+        if warm is None:
+            # Run by path, not with -m: importing the lsst_hub package would cost seconds.
+            argv = [sys.executable, "-I", str(_EXEC_CHILD), str(os.getpid()), "--", *command]
+            self.process = subprocess.Popen(argv, env=dict(env))
+        else:
+            # Parked (lsst_hub.ha.warm): imports JupyterHub now, runs it on go().
+            argv = [sys.executable, str(_WARM), str(os.getpid()), "--", *warm]
+            self.process = subprocess.Popen(argv, env=dict(env), stdin=subprocess.PIPE)
+        self.warm = warm is not None
         self.pid = self.process.pid
         self.started = time.time()
         self._pidfd = os.pidfd_open(self.pid)
@@ -70,6 +80,13 @@ class Child:
         self.process.wait()  # it has exited: returns at once
         if not self._exited.done():
             self._exited.set_result(self.process.returncode)
+
+    def go(self) -> None:
+        """Let a parked hub start (see :mod:`.warm`)."""
+        assert self.process.stdin is not None
+        with contextlib.suppress(OSError):
+            self.process.stdin.write(b"g")
+            self.process.stdin.close()
 
     @property
     def returncode(self) -> int | None:
@@ -104,6 +121,41 @@ class Child:
             asyncio.get_running_loop().remove_reader(self._pidfd)
         with contextlib.suppress(OSError):
             os.close(self._pidfd)
+
+
+def jupyterhub_args(command: Sequence[str]) -> list[str] | None:
+    """JupyterHub's arguments, if ``command`` runs JupyterHub in this Python environment.
+
+    ``jupyterhub ARGS`` (the console script of an interpreter in the same ``bin``
+    directory as this one) or ``python -m jupyterhub ARGS`` (such an interpreter).
+    Those can be imported ahead by a parked process (:mod:`.warm`); None for any
+    other command, which is started as it is when the Lease is won.
+    """
+    found = shutil.which(command[0]) if command else None
+    if found is None:
+        return None
+    path, here = Path(found).absolute(), Path(sys.executable).absolute().parent
+    if path.name == "jupyterhub":
+        try:
+            with path.open("rb") as f:
+                first = f.readline(512)
+        except OSError:
+            return None
+        parts = first[2:].decode(errors="replace").split() if first.startswith(b"#!") else []
+        if parts and Path(parts[0]).parent == here:
+            return list(command[1:])
+        return None
+    if (
+        path.parent == here
+        and path.name.startswith("python")
+        and list(command[1:3])
+        == [
+            "-m",
+            "jupyterhub",
+        ]
+    ):
+        return list(command[3:])
+    return None
 
 
 def _children_of(pid: int) -> list[int]:

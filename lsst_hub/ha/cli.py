@@ -4,7 +4,7 @@
 
     lsst-hub-ha [--lease-name NAME] [--lease-namespace NS] [--identity ID]
                 [--lease-duration S] [--renew-deadline S] [--retry-period S]
-                [--stop-timeout S] -- COMMAND ARGS...
+                [--stop-timeout S] [--no-warm] -- COMMAND ARGS...
 
 Exit codes: COMMAND's own when it exits by itself (the Lease is released first);
 0 after a stop signal (hub stopped, Lease released); 3 after the Lease was lost
@@ -93,6 +93,14 @@ def _parser() -> argparse.ArgumentParser:
         default=defaults.DEFAULT_STOP_TIMEOUT,
         help="seconds a hub asked to stop may take before SIGKILL (default: %(default)s)",
     )
+    p.add_argument(
+        "--warm",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="as a standby, import JupyterHub ahead in a parked process that starts the "
+        "hub when the Lease is won, for a command running JupyterHub in this Python "
+        "(default: on)",
+    )
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- then the hub's command line")
     return p
 
@@ -115,6 +123,7 @@ def parse_args(argv: list[str]) -> tuple[HASettings, list[str]]:
             renew_deadline=args.renew_deadline,
             retry_period=args.retry_period,
             stop_timeout=args.stop_timeout,
+            warm=args.warm,
         )
     except SettingsError as e:
         parser.error(str(e))

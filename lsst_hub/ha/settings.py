@@ -72,6 +72,10 @@ class HASettings:
         Seconds between attempts, as leader (renewals) and as standby.
     stop_timeout
         Seconds a hub asked to stop gracefully may take before SIGKILL.
+    warm
+        Whether a standby imports JupyterHub ahead, in a parked process that starts
+        the hub when the Lease is won (only for a command that runs JupyterHub in
+        the wrapper's own Python environment; see :mod:`lsst_hub.ha.warm`).
     """
 
     lease_name: str = DEFAULT_LEASE_NAME
@@ -81,6 +85,7 @@ class HASettings:
     renew_deadline: float = DEFAULT_RENEW_DEADLINE
     retry_period: float = DEFAULT_RETRY_PERIOD
     stop_timeout: float = DEFAULT_STOP_TIMEOUT
+    warm: bool = True
 
     def __post_init__(self) -> None:
         problems = self.problems()

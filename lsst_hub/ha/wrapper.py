@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 from kubernetes_asyncio import client, config
 
-from .child import Child, become_subreaper, exit_code, stop_leftovers
+from .child import Child, become_subreaper, exit_code, jupyterhub_args, stop_leftovers
 from .lease import LeaseCandidate
 from .settings import HASettings
 from .watchdog import Watchdog
@@ -152,15 +152,35 @@ async def _renew(candidate: LeaseCandidate, watchdog: Watchdog, lost: asyncio.Ev
     lost.set()
 
 
+def _park(settings: HASettings, command: Sequence[str]) -> Child | None:
+    """A parked hub (:mod:`.warm`) for a standby, if the command allows one."""
+    args = jupyterhub_args(command) if settings.warm else None
+    if args is None:
+        return None
+    child = Child(command, child_environment(settings), warm=args)
+    event("hub-parked", pid=child.pid)
+    return child
+
+
 async def _lead(
-    candidate: LeaseCandidate, won_at: float, command: Sequence[str], signals: _Signals
+    candidate: LeaseCandidate,
+    won_at: float,
+    command: Sequence[str],
+    signals: _Signals,
+    parked: Child | None,
 ) -> int:
     s = candidate.settings
     event("leading", identity=s.identity)
-    become_subreaper()
-    child = Child(command, child_environment(s))
+    if parked is not None and parked.returncode is None:
+        child = parked
+        child.go()
+    else:
+        if parked is not None:
+            log.warning("the parked hub exited (%s): starting the hub cold", parked.returncode)
+            parked.close()
+        child = Child(command, child_environment(s))
     signals.child = child
-    event("hub-started", pid=child.pid)
+    event("hub-started", pid=child.pid, warm=str(child.warm).lower())
     watchdog = Watchdog(s.renew_deadline, s.fence_kill_after, child.send)
     watchdog.renewed(won_at)
     watchdog.start()
@@ -219,11 +239,17 @@ async def run(settings: HASettings, command: Sequence[str]) -> int:
                 identity=settings.identity,
                 lease=f"{settings.lease_namespace}/{settings.lease_name}",
             )
+            # Children are ours to reap and to end: also what the hub leaves behind.
+            become_subreaper()
+            parked = _park(settings, command)
             won_at = await _campaign(candidate, signals.requested)
             if won_at is None:
+                if parked is not None:
+                    await parked.stop(settings.fence_kill_after)
+                    parked.close()
                 event("exit", code=0, reason="stopped as a standby")
                 return 0
-            code = await _lead(candidate, won_at, command, signals)
+            code = await _lead(candidate, won_at, command, signals, parked)
             event("exit", code=code)
             return code
     finally:

@@ -314,7 +314,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     """``python -m lsst_hub.spawner.reconcile_service [options]``."""
     app = ReconcileService()
     app.initialize(list(argv) if argv is not None else None)
-    app.start()
+    code = 0
+    try:
+        app.start()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    # Everything is done and logged: skip the interpreter's teardown, which takes
+    # seconds with kubernetes_asyncio loaded, and which a stopping hub waits for (it
+    # stops its services one after another).
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def service_config(

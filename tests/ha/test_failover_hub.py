@@ -62,6 +62,8 @@ def test_kill_9_of_the_leader_keeps_servers_and_the_standby_takes_over(pair: HAS
 
     assert result.new is not None and result.new != result.old
     assert result.old_exit is not None and result.old_exit < 0  # killed, not stopped
+    # The standby had JupyterHub imported ahead (python -m jupyterhub: warm).
+    assert site.events(result.new, "hub-started")[-1].fields["warm"] == "true"
     assert result.server_failures == 0, f"the server failed {result.server_failures} probes"
     assert result.server_checks > 0
     assert site.server_answers(session, "alice")
