@@ -17,7 +17,7 @@ import secrets
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -26,6 +26,7 @@ import pytest
 from jupyterhub.objects import Hub
 from traitlets.config import Config
 
+from devcluster.testing import start_devcluster_process
 from lsst_hub.spawner.hub_api import REQUIRED_SCOPES
 from lsst_hub.spawner.reconcile import reconcile, select_orphans
 from lsst_hub.spawner.reconcile_service import (
@@ -410,31 +411,55 @@ def test_the_service_outlives_an_unavailable_hub_and_kubernetes(
             service.wait(10)
 
 
+# Scope sets that cannot see every server the hub knows, by test id.
+NARROW_SCOPES = {
+    "no-read-servers": ["list:users"],
+    "some-users-only": ["list:users!group=staff", "read:servers", "admin:server_state"],
+    # Without the servers' state a renamed user's server would look unknown.
+    "no-server-state": ["list:users", "read:servers"],
+}
+
+
+@pytest.fixture(scope="module")
+def narrow_tokens(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[tuple[Cluster, RunningHub, dict[str, str]]]:
+    """A dev cluster with an orphan pod, and one hub with a service token per scope set
+    of NARROW_SCOPES (one of each for the module: each start costs seconds)."""
+    state = tmp_path_factory.mktemp("devcluster-proc")
+    # The noop runtime: the pod only has to be listed.
+    proc = start_devcluster_process(state, pytestconfig.rootpath, nodes=1, runtime="noop")
+    hub = None
+    try:
+        cluster = Cluster(proc.url, proc.kubeconfig, state / "host")
+        namespace = {"metadata": {"name": "jhub"}}
+        cluster.request("POST", "/api/v1/namespaces", json=namespace).raise_for_status()
+        cluster.create_pods(labeled_pod("jupyter-zed", "zed"))
+        tokens = {name: secrets.token_hex(16) for name in NARROW_SCOPES}
+        services = [{"name": f"orphans-{name}", "api_token": tokens[name]} for name in tokens]
+        roles = [
+            {"name": f"orphans-{name}", "scopes": scopes, "services": [f"orphans-{name}"]}
+            for name, scopes in NARROW_SCOPES.items()
+        ]
+        config = (
+            f"c.JupyterHub.services.extend({services!r})\nc.JupyterHub.load_roles = {roles!r}\n"
+        )
+        hub = start_hub(tmp_path_factory.mktemp("hub"), config)
+        yield cluster, hub, tokens
+    finally:
+        if hub is not None:
+            hub.stop()
+        proc.stop()
+
+
 @pytest.mark.slow
-@needs_root
-@pytest.mark.parametrize(
-    "scopes",
-    [
-        pytest.param(["list:users"], id="no-read-servers"),
-        pytest.param(
-            ["list:users!group=staff", "read:servers", "admin:server_state"],
-            id="some-users-only",
-        ),
-        # Without the servers' state a renamed user's server would look unknown.
-        pytest.param(["list:users", "read:servers"], id="no-server-state"),
-    ],
-)
+@pytest.mark.parametrize("scopes", list(NARROW_SCOPES))
 def test_a_token_that_cannot_see_every_server_deletes_nothing(
-    cluster: Cluster,
-    jupyterhub_factory: Callable[..., RunningHub],
-    scopes: list[str],
-    tmp_path: Path,
+    narrow_tokens: tuple[Cluster, RunningHub, dict[str, str]], scopes: str, tmp_path: Path
 ) -> None:
-    cluster.create_pods(labeled_pod("jupyter-zed", "zed"))
-    token = secrets.token_hex(16)
-    hub = jupyterhub_factory(token_role("orphans", token, scopes))
+    cluster, hub, tokens = narrow_tokens
     log = tmp_path / "service.log"
-    service = run_service(cluster, hub.api_url, token, log, "--once")
+    service = run_service(cluster, hub.api_url, tokens[scopes], log, "--once")
     assert service.wait(120) == 1
     out = log.read_text()
     assert "lacks the unfiltered scopes" in out
