@@ -201,22 +201,17 @@ def server_kept(site: HASite, session: requests.Session) -> bool:
 
 
 def wait_for_standby(site: HASite, name: str, timeout: float = 120) -> None:
-    """Until ``name``'s current wrapper process has logged ``event=standby``.
+    """Until ``name``'s current wrapper is a standby whose parked hub is warm.
 
-    The wrappers' logs are appended to across restarts, so an earlier process's
-    ``event=standby`` does not count: only a line with the current pid
-    (``lsst-hub-ha[PID]``). A restarted wrapper takes seconds to start under load.
+    (:meth:`HASite.standby_ready`: only the current wrapper's log lines count, and its
+    parked hub must have finished its imports, as a standby that has been up for a
+    while has.) A restarted wrapper takes seconds to start under load.
     """
     process = site.wrapper(name)
-    mark = f"lsst-hub-ha[{process.pid}]"
-    log = site.demo.logs / f"{name}.log"
     deadline = time.monotonic() + timeout
-    while True:
-        text = log.read_text(errors="replace") if log.exists() else ""
-        if any(mark in line and "event=standby" in line for line in text.splitlines()):
-            return
+    while not site.standby_ready(name):
         if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{name} did not become the standby:\n{text[-3000:]}")
+            raise RuntimeError(f"{name} did not become a warm standby:\n{site.log(name)[-3000:]}")
         time.sleep(0.2)
 
 

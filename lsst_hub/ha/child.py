@@ -64,10 +64,19 @@ class Child:
             argv = [sys.executable, "-I", str(_EXEC_CHILD), str(os.getpid()), "--", *command]
             self.process = subprocess.Popen(argv, env=dict(env))
         else:
-            # Parked (lsst_hub.ha.warm): imports JupyterHub now, runs it on go().
-            argv = [sys.executable, str(_WARM), str(os.getpid()), "--", *warm]
-            self.process = subprocess.Popen(argv, env=dict(env), stdin=subprocess.PIPE)
+            # Parked (lsst_hub.ha.warm): imports JupyterHub now, says so on a pipe
+            # of its own, runs the hub on go().
+            ready_r, ready_w = os.pipe()
+            argv = [sys.executable, str(_WARM), str(os.getpid()), str(ready_w), "--", *warm]
+            self.process = subprocess.Popen(
+                argv, env=dict(env), stdin=subprocess.PIPE, pass_fds=(ready_w,)
+            )
+            os.close(ready_w)
+            self._ready_fd: int | None = ready_r
+            asyncio.get_running_loop().add_reader(ready_r, self._on_ready)
         self.warm = warm is not None
+        #: Whether a parked hub has finished its imports.
+        self.ready = asyncio.get_running_loop().create_future()
         self.pid = self.process.pid
         self.started = time.time()
         self._pidfd = os.pidfd_open(self.pid)
@@ -80,6 +89,18 @@ class Child:
         self.process.wait()  # it has exited: returns at once
         if not self._exited.done():
             self._exited.set_result(self.process.returncode)
+
+    def _on_ready(self) -> None:
+        assert self._ready_fd is not None
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self._ready_fd)
+        ok = False
+        with contextlib.suppress(OSError):
+            ok = os.read(self._ready_fd, 1) == b"r"
+        os.close(self._ready_fd)
+        self._ready_fd = None
+        if not self.ready.done():
+            self.ready.set_result(ok)
 
     def go(self) -> None:
         """Let a parked hub start (see :mod:`.warm`)."""
@@ -116,7 +137,13 @@ class Child:
         return await self.wait()
 
     def close(self) -> None:
-        """Release the pidfd (after the child was waited for)."""
+        """Release the pidfd and pipes (after the child was waited for)."""
+        if self.warm and self._ready_fd is not None:
+            with contextlib.suppress(OSError):
+                asyncio.get_running_loop().remove_reader(self._ready_fd)
+            with contextlib.suppress(OSError):
+                os.close(self._ready_fd)
+            self._ready_fd = None
         with contextlib.suppress(OSError):
             asyncio.get_running_loop().remove_reader(self._pidfd)
         with contextlib.suppress(OSError):

@@ -159,6 +159,12 @@ def _park(settings: HASettings, command: Sequence[str]) -> Child | None:
         return None
     child = Child(command, child_environment(settings), warm=args)
     event("hub-parked", pid=child.pid)
+
+    def warmed(ready: asyncio.Future[bool]) -> None:
+        if not ready.cancelled() and ready.result():
+            event("hub-warm", pid=child.pid)
+
+    child.ready.add_done_callback(warmed)
     return child
 
 

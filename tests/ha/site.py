@@ -119,6 +119,18 @@ class HASite:
     def wrapper(self, identity: str) -> Any:
         return self.demo.wrapped[identity]
 
+    def standby_ready(self, identity: str) -> bool:
+        """Whether ``identity``'s current wrapper (not an earlier run's: the logs are
+        appended to) is a standby whose parked hub has done its imports."""
+        process = self.demo.wrapped[identity]
+        if process.poll() is not None:
+            return False
+        mark = f"lsst-hub-ha[{process.pid}]"
+        lines = [line for line in self.log(identity).splitlines() if mark in line]
+        return any("event=standby" in ln for ln in lines) and any(
+            "event=hub-warm" in ln for ln in lines
+        )
+
     def healthy(self) -> bool:
         with contextlib.suppress(requests.RequestException):
             return requests.get(f"{self.url}/hub/health", timeout=2).status_code == 200
@@ -137,7 +149,7 @@ class HASite:
             current = self.leader()
             if current and self.healthy():
                 standby = next(n for n in HUBS if n != current)
-                if self.events(standby, "standby") and d.wrapped[standby].poll() is None:
+                if self.standby_ready(standby):
                     if leader is None or current == leader:
                         return current
                     d.wrapped[current].send_signal(signal.SIGTERM)
