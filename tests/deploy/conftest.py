@@ -6,7 +6,7 @@
     A virtual environment like the hub image's Python: the chart's hub pins, then
     lsst-hub's wheel installed by ``helm-values/hub-image/Dockerfile``'s own ``pip
     install`` line (:mod:`tests.deploy.hub_image_support`); built once per run of the
-    test command and shared by both suites (:func:`.shared_hub_env`).
+    test command (:func:`.shared_hub_env`).
 
 ``postgres``
     A throwaway PostgreSQL server on loopback (:mod:`tests.deploy.postgres_support`),

@@ -11,12 +11,12 @@ install`` arguments against it.
 ``python -m tests.deploy.hub_image_support`` fills the wheelhouse (``scripts/setup.sh``
 does, so that the test does not download).
 
-:func:`shared_hub_env` builds that environment once and shares it between the two test
-suites (they run side by side) and later runs: under a file lock in
-``.tools/hub-image-envs``, keyed by a hash of the pins, the Dockerfile, lsst-hub's
-wheel, this module and the Python. A run of the test command (``scripts/test.sh`` sets
-``LSST_HUB_TEST_RUN``) always makes one fresh build on a clean environment, which its
-second suite reuses; pytest run by hand reuses any build with the same key. The build's
+:func:`shared_hub_env` builds that environment once and shares it between pytest runs
+(side by side or later): under a file lock in ``.tools/hub-image-envs``, keyed by a
+hash of the pins, the Dockerfile, lsst-hub's wheel, this module and the Python. A run of
+the test command (``scripts/test.sh`` sets ``LSST_HUB_TEST_RUN``; only its JupyterHub 6
+suite runs these line-independent tests) always makes one fresh build on a clean
+environment; pytest run by hand reuses any build with the same key. The build's
 record (``build.json``: what was installed before and after the Dockerfile's ``pip
 install``, and its output) is what the tests read.
 """
