@@ -7,8 +7,10 @@
 # fixture picks its own ports and directories); TEST_SERIAL=1 runs them one after the
 # other. Tests marked line_independent (pyproject.toml: they run no JupyterHub or
 # KubeSpawner code from the suite's venv, e.g. devcluster/, placement, chart rendering, the
-# hub image's own environment) run in the JupyterHub 6 suite only; every other test runs in
-# both. Extra arguments go to both pytest runs (a -m of their own replaces that filter).
+# hub image's own environment) run in one suite only: the stand-in's own tests
+# (devcluster/tests, marked stand_in) in the JupyterHub 5 suite, the others in the 6
+# suite; every other test runs in both. Extra arguments go to both pytest runs (a -m of
+# their own replaces that filter).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SETUP_BROWSER=1 SETUP_JH5=1 bash scripts/setup.sh || exit 1
@@ -27,7 +29,9 @@ step mypy        .venv/bin/mypy
 step docs        .venv/bin/sphinx-build -q -W --keep-going -b html docs docs/_build/html
 
 # NAME:VENV:MARKERS (pytest -m, empty for every test)
-suites=("jupyterhub-5:.venv-jh5:not line_independent" "jupyterhub-6:.venv:")
+# Line-independent tests run once (see above): that evens out the suites' time.
+suites=("jupyterhub-5:.venv-jh5:not line_independent or stand_in"
+        "jupyterhub-6:.venv:not (line_independent and stand_in)")
 # One value per run: the deploy tests build the hub image's environment fresh once per
 # run (tests/deploy/hub_image_support.py); pytest run by hand reuses the newest build.
 export LSST_HUB_TEST_RUN="$(date -u +%Y%m%dT%H%M%S)-$$"
