@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
-from pathlib import Path
 
 __all__ = ["SIGNALS", "die_with_hub", "reset_ignored_signals"]
 
@@ -82,5 +80,6 @@ def die_with_hub(command: list[str]) -> list[str]:
     list of str
         The command line to give JupyterHub.
     """
-    launcher = Path(__file__).with_name("ha") / "exec_child.py"
-    return [sys.executable, "-I", str(launcher), str(os.getpid()), "--", *command]
+    from .ha.exec_child import launch_command
+
+    return launch_command(os.getpid(), command)

@@ -22,12 +22,13 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from .exec_child import launch_command
+
 __all__ = ["Child", "become_subreaper", "exit_code", "jupyterhub_args", "stop_leftovers"]
 
 log = logging.getLogger("lsst_hub.ha")
 
 _PR_SET_CHILD_SUBREAPER = 36
-_EXEC_CHILD = Path(__file__).with_name("exec_child.py")
 _WARM = Path(__file__).with_name("warm.py")
 
 
@@ -60,8 +61,7 @@ class Child:
         self, command: Sequence[str], env: Mapping[str, str], warm: Sequence[str] | None = None
     ) -> None:
         if warm is None:
-            # Run by path, not with -m: importing the lsst_hub package would cost seconds.
-            argv = [sys.executable, "-I", str(_EXEC_CHILD), str(os.getpid()), "--", *command]
+            argv = launch_command(os.getpid(), list(command))
             self.process = subprocess.Popen(argv, env=dict(env))
         else:
             # Parked (lsst_hub.ha.warm): imports JupyterHub now, says so on a pipe

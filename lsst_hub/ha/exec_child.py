@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 
-__all__ = ["main", "reset_signals", "set_parent_death_signal"]
+__all__ = ["launch_command", "main", "reset_signals", "set_parent_death_signal"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -25,6 +25,16 @@ _PR_SET_PDEATHSIG = 1
 #: background job inherits SIGINT ignored; its services would then ignore the
 #: SIGINT JupyterHub stops them with).
 RESET = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGPIPE)
+
+
+def launch_command(parent: int, command: list[str]) -> list[str]:
+    """``command`` run through this launcher, so that it dies with process ``parent``.
+
+    Run by path with ``-I``: it imports only the standard library, and importing the
+    lsst_hub package would cost seconds. ``-I`` applies to the launcher alone; the
+    command it becomes gets the environment unchanged.
+    """
+    return [sys.executable, "-I", os.path.abspath(__file__), str(parent), "--", *command]
 
 
 def set_parent_death_signal(signum: int = signal.SIGKILL) -> bool:
